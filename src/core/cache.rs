@@ -1,0 +1,427 @@
+//! The token cache as a state machine: it never does I/O, it tells the caller what to do.
+//!
+//! For each key (the client uses auth base + client id + scope set; the gateway a scope
+//! set) it holds at most one token and at most one in-flight request ("flight").
+//! [`TokenCache::get`] answers with a [`Plan`]: use the cached token, use it and start a
+//! background refresh, wait for the flight in progress, or start a flight and wait. The
+//! caller performs the request and reports back with [`TokenCache::finish`], which hands
+//! it the waiters to wake. Waiters are an opaque type `W` (a oneshot sender in wasm, a
+//! plain value in tests), so single-flight is unit-tested without any runtime.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use super::error::VccError;
+use super::retry::RetryPolicy;
+use super::secret::AccessToken;
+use super::token::{Freshness, Margins, Token};
+
+/// Identifies one in-flight token request.
+pub type FlightId = u64;
+
+/// What the caller of [`TokenCache::get`] should do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The cached token is good: read it with [`TokenCache::current`].
+    Use,
+    /// The cached token is good, and a background refresh must be started with this id.
+    UseAndRefresh(FlightId),
+    /// A request is already in flight: register a waiter for it.
+    Wait(FlightId),
+    /// No usable token: start a request with this id and wait for it.
+    Fetch(FlightId),
+}
+
+/// What a finished flight produced, for notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The first token for the key (or the first after it expired or was invalidated).
+    Fetched,
+    /// A new token replaced a cached one.
+    Refreshed,
+    /// The request failed but the cached token is still valid and keeps being served.
+    RefreshFailed(VccError),
+    /// The request failed and there is no valid token.
+    Failed(VccError),
+}
+
+/// The result of [`TokenCache::finish`]: who to wake and with what.
+#[derive(Debug)]
+pub struct Finished<W> {
+    /// Everyone who waited on the flight.
+    pub waiters: Vec<W>,
+    /// What they get: a valid token (new, or the cached one if the refresh failed) or
+    /// the error.
+    pub outcome: Result<AccessToken, VccError>,
+    /// What happened, for events and logs.
+    pub event: Event,
+}
+
+/// Counters and times for one key, safe to show (no token text).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    /// When the cached token was requested, if there is one.
+    pub obtained_at: Option<u64>,
+    /// When it expires.
+    pub expires_at: Option<u64>,
+    /// When a proactive refresh starts.
+    pub refresh_at: Option<u64>,
+    /// Tokens obtained with no cached token to replace.
+    pub fetches: u32,
+    /// Tokens that replaced a cached one.
+    pub refreshes: u32,
+    /// Failed token requests.
+    pub failures: u32,
+    /// Whether a request is in flight.
+    pub in_flight: bool,
+    /// The last failure, cleared by the next success.
+    pub last_error: Option<VccError>,
+}
+
+struct Flight<W> {
+    id: FlightId,
+    waiters: Vec<W>,
+}
+
+struct Entry<W> {
+    token: Option<Token>,
+    serial: u64,
+    flight: Option<Flight<W>>,
+    consecutive_failures: u32,
+    /// No background refresh before this time (after a failed one).
+    retry_at: u64,
+    info: Info,
+}
+
+impl<W> Default for Entry<W> {
+    fn default() -> Self {
+        Self { token: None, serial: 0, flight: None, consecutive_failures: 0, retry_at: 0, info: Info::default() }
+    }
+}
+
+/// The cache. `K` is the key type, `W` the waiter type.
+pub struct TokenCache<K, W> {
+    entries: HashMap<K, Entry<W>>,
+    margins: Margins,
+    next_flight: FlightId,
+}
+
+impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
+    /// An empty cache with the given margins.
+    pub fn new(margins: Margins) -> Self {
+        Self { entries: HashMap::new(), margins, next_flight: 1 }
+    }
+
+    /// The margins in use.
+    pub fn margins(&self) -> Margins {
+        self.margins
+    }
+
+    /// Decides what a caller wanting a token for `key` at `now` must do.
+    pub fn get(&mut self, key: &K, now: u64) -> Plan {
+        if !self.entries.contains_key(key) {
+            self.entries.insert(key.clone(), Entry::default());
+        }
+        let margins = self.margins;
+        let next = &mut self.next_flight;
+        let Some(e) = self.entries.get_mut(key) else { return Plan::Use };
+        let mut start = |e: &mut Entry<W>| {
+            let id = *next;
+            *next += 1;
+            e.flight = Some(Flight { id, waiters: Vec::new() });
+            e.info.in_flight = true;
+            id
+        };
+        match e.token.as_ref().map(|t| margins.freshness(t, now)) {
+            Some(Freshness::Fresh) => Plan::Use,
+            Some(Freshness::RefreshAhead) => {
+                if e.flight.is_none() && now >= e.retry_at {
+                    Plan::UseAndRefresh(start(e))
+                } else {
+                    Plan::Use
+                }
+            }
+            Some(Freshness::MustRefresh) => match &e.flight {
+                Some(f) => Plan::Wait(f.id),
+                // A refresh just failed: keep serving the still-valid token until the
+                // backoff ends instead of hammering a failing endpoint.
+                None if now < e.retry_at => Plan::Use,
+                None => Plan::Fetch(start(e)),
+            },
+            Some(Freshness::Expired) | None => {
+                e.token = None;
+                match &e.flight {
+                    Some(f) => Plan::Wait(f.id),
+                    None => Plan::Fetch(start(e)),
+                }
+            }
+        }
+    }
+
+    /// The cached token for `key` with its serial number (changes whenever the token
+    /// does; lets the glue keep a converted copy).
+    pub fn current(&self, key: &K) -> Option<(&Token, u64)> {
+        let e = self.entries.get(key)?;
+        e.token.as_ref().map(|t| (t, e.serial))
+    }
+
+    /// Registers a waiter on flight `id`. Gives the waiter back if that flight is over.
+    pub fn wait(&mut self, key: &K, id: FlightId, waiter: W) -> Result<(), W> {
+        match self.entries.get_mut(key).and_then(|e| e.flight.as_mut()).filter(|f| f.id == id) {
+            Some(f) => {
+                f.waiters.push(waiter);
+                Ok(())
+            }
+            None => Err(waiter),
+        }
+    }
+
+    /// Records the result of flight `id` and returns who to wake.
+    pub fn finish(&mut self, key: &K, id: FlightId, result: Result<Token, VccError>, now: u64) -> Finished<W> {
+        let Some(e) = self.entries.get_mut(key) else {
+            return Finished { waiters: Vec::new(), outcome: result.map(|t| t.value), event: Event::Fetched };
+        };
+        let waiters = match e.flight.take() {
+            Some(f) if f.id == id => f.waiters,
+            other => {
+                e.flight = other;
+                Vec::new()
+            }
+        };
+        e.info.in_flight = e.flight.is_some();
+        match result {
+            Ok(token) => {
+                let event = if e.token.is_some() { Event::Refreshed } else { Event::Fetched };
+                match event {
+                    Event::Refreshed => e.info.refreshes += 1,
+                    _ => e.info.fetches += 1,
+                }
+                e.info.last_error = None;
+                e.consecutive_failures = 0;
+                e.retry_at = 0;
+                e.serial += 1;
+                let value = token.value.clone();
+                e.token = Some(token);
+                Finished { waiters, outcome: Ok(value), event }
+            }
+            Err(error) => {
+                e.info.failures += 1;
+                e.info.last_error = Some(error.clone());
+                e.consecutive_failures += 1;
+                match e.token.as_ref().filter(|t| now < t.expires_at) {
+                    Some(t) => {
+                        e.retry_at = now + RetryPolicy::background_retry_in(e.consecutive_failures);
+                        Finished { waiters, outcome: Ok(t.value.clone()), event: Event::RefreshFailed(error) }
+                    }
+                    None => {
+                        e.token = None;
+                        e.retry_at = 0;
+                        Finished { waiters, outcome: Err(error.clone()), event: Event::Failed(error) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the cached token for `key` only if it is `rejected`: after a 401, a token
+    /// that another caller has already replaced must not be thrown away.
+    pub fn invalidate_if(&mut self, key: &K, rejected: &AccessToken) -> bool {
+        match self.entries.get_mut(key) {
+            Some(e) if e.token.as_ref().is_some_and(|t| &t.value == rejected) => {
+                e.token = None;
+                e.retry_at = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops the cached token for `key`, or for every key. Flights in progress finish.
+    pub fn invalidate(&mut self, key: Option<&K>) {
+        let clear = |e: &mut Entry<W>| {
+            e.token = None;
+            e.retry_at = 0;
+            e.consecutive_failures = 0;
+        };
+        match key {
+            Some(k) => {
+                if let Some(e) = self.entries.get_mut(k) {
+                    clear(e);
+                }
+            }
+            None => self.entries.values_mut().for_each(clear),
+        }
+    }
+
+    /// When the owner of a timer should next call [`TokenCache::get`] for `key` to start a
+    /// proactive refresh: the start of the refresh-ahead window, or the end of a failure
+    /// backoff. `None` when there is nothing to refresh or a request is in flight.
+    pub fn next_wakeup(&self, key: &K) -> Option<u64> {
+        let e = self.entries.get(key)?;
+        if e.flight.is_some() {
+            return None;
+        }
+        let t = e.token.as_ref()?;
+        Some(self.margins.refresh_at(t).max(e.retry_at))
+    }
+
+    /// Counters and times for `key`.
+    pub fn info(&self, key: &K) -> Option<Info> {
+        let e = self.entries.get(key)?;
+        let mut info = e.info.clone();
+        if let Some(t) = &e.token {
+            info.obtained_at = Some(t.obtained_at);
+            info.expires_at = Some(t.expires_at);
+            info.refresh_at = Some(self.margins.refresh_at(t));
+        }
+        Some(info)
+    }
+
+    /// Every key the cache has seen.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::ErrorCode;
+
+    type Cache = TokenCache<&'static str, u32>;
+
+    fn tok(text: &str, at: u64, lifetime: u64) -> Token {
+        Token { value: AccessToken::new(text.into()), obtained_at: at, expires_at: at + lifetime }
+    }
+
+    fn net_err() -> VccError {
+        VccError::new(ErrorCode::Network, "down")
+    }
+
+    #[test]
+    fn concurrent_cold_callers_share_one_flight() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        c.wait(&"k", id, 0).unwrap();
+        for i in 1..1000 {
+            assert_eq!(c.get(&"k", 1), Plan::Wait(id));
+            c.wait(&"k", id, i).unwrap();
+        }
+        let f = c.finish(&"k", id, Ok(tok("A", 0, 3_600_000)), 5);
+        assert_eq!(f.waiters.len(), 1000);
+        assert_eq!(f.outcome.unwrap().expose(), "A");
+        assert_eq!(f.event, Event::Fetched);
+        assert_eq!(c.get(&"k", 6), Plan::Use);
+        assert_eq!(c.current(&"k").unwrap().0.value.expose(), "A");
+        // the flight is over: late waiters are handed back
+        assert_eq!(c.wait(&"k", id, 7), Err(7));
+        assert_eq!(c.info(&"k").unwrap().fetches, 1);
+    }
+
+    #[test]
+    fn refresh_ahead_serves_cached_and_starts_exactly_one_background_refresh() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        c.finish(&"k", id, Ok(tok("A", 0, 5_000)), 0);
+        assert_eq!(c.next_wakeup(&"k"), Some(2_500));
+        assert_eq!(c.get(&"k", 2_499), Plan::Use);
+        let Plan::UseAndRefresh(r) = c.get(&"k", 2_500) else { panic!() };
+        assert_eq!(c.get(&"k", 2_600), Plan::Use, "only one background refresh");
+        assert_eq!(c.next_wakeup(&"k"), None, "no timer while a flight runs");
+        // inside the hard margin callers wait for the flight already running
+        assert_eq!(c.get(&"k", 4_600), Plan::Wait(r));
+        let f = c.finish(&"k", r, Ok(tok("B", 2_500, 5_000)), 2_700);
+        assert_eq!(f.event, Event::Refreshed);
+        assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
+        let info = c.info(&"k").unwrap();
+        assert_eq!((info.fetches, info.refreshes), (1, 1));
+    }
+
+    #[test]
+    fn a_5s_token_is_refreshed_a_few_times_not_refetched_per_call() {
+        let mut c = Cache::new(Margins::default());
+        let mut requests = 0;
+        let mut now = 0;
+        while now < 20_000 {
+            match c.get(&"k", now) {
+                Plan::Use => {}
+                Plan::UseAndRefresh(id) | Plan::Fetch(id) => {
+                    requests += 1;
+                    c.finish(&"k", id, Ok(tok("t", now, 5_000)), now + 50);
+                }
+                Plan::Wait(_) => panic!("nothing is in flight between calls here"),
+            }
+            now += 10; // a call every 10 ms: 2000 calls
+        }
+        assert!((7..=9).contains(&requests), "{requests} token requests for 20 s of 5 s tokens");
+    }
+
+    #[test]
+    fn failed_refresh_keeps_serving_a_valid_token_then_retries_later() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        c.finish(&"k", id, Ok(tok("A", 0, 10_000)), 0);
+        // hard margin at 9 s: callers wait for the fetch...
+        let Plan::Fetch(id) = c.get(&"k", 9_100) else { panic!() };
+        c.wait(&"k", id, 1).unwrap();
+        let f = c.finish(&"k", id, Err(net_err()), 9_200);
+        // ...which failed, so they get the still-valid cached token
+        assert_eq!(f.outcome.unwrap().expose(), "A");
+        assert!(matches!(f.event, Event::RefreshFailed(_)));
+        assert_eq!(c.info(&"k").unwrap().last_error.unwrap().code, ErrorCode::Network);
+        // and the next caller within the backoff does not hammer the endpoint
+        assert_eq!(c.get(&"k", 9_300), Plan::Use);
+        assert_eq!(c.next_wakeup(&"k"), Some(10_200));
+        // once expired, the error surfaces
+        let Plan::Fetch(id) = c.get(&"k", 10_000) else { panic!() };
+        let f = c.finish(&"k", id, Err(net_err()), 10_100);
+        assert_eq!(f.outcome.unwrap_err().code, ErrorCode::Network);
+        assert!(c.current(&"k").is_none());
+        assert_eq!(c.next_wakeup(&"k"), None);
+    }
+
+    #[test]
+    fn invalidate_only_if_same_token() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        c.finish(&"k", id, Ok(tok("A", 0, 60_000)), 0);
+        let a = c.current(&"k").unwrap().0.value.clone();
+        // another caller already replaced A with B
+        c.invalidate(Some(&"k"));
+        let Plan::Fetch(id) = c.get(&"k", 1) else { panic!() };
+        c.finish(&"k", id, Ok(tok("B", 1, 60_000)), 1);
+        assert!(!c.invalidate_if(&"k", &a), "a stale rejection must not drop B");
+        assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
+        let b = c.current(&"k").unwrap().0.value.clone();
+        assert!(c.invalidate_if(&"k", &b));
+        assert!(matches!(c.get(&"k", 2), Plan::Fetch(_)));
+    }
+
+    #[test]
+    fn keys_are_independent_and_serial_tracks_changes() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(a) = c.get(&"a", 0) else { panic!() };
+        let Plan::Fetch(b) = c.get(&"b", 0) else { panic!() };
+        assert_ne!(a, b);
+        c.finish(&"a", a, Ok(tok("A", 0, 60_000)), 0);
+        assert_eq!(c.get(&"b", 1), Plan::Wait(b));
+        let s1 = c.current(&"a").unwrap().1;
+        c.invalidate(None);
+        let Plan::Fetch(a2) = c.get(&"a", 2) else { panic!() };
+        c.finish(&"a", a2, Ok(tok("A2", 2, 60_000)), 2);
+        assert!(c.current(&"a").unwrap().1 > s1);
+        assert_eq!(c.keys().count(), 2);
+    }
+
+    #[test]
+    fn finishing_an_unknown_flight_wakes_nobody() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        c.wait(&"k", id, 1).unwrap();
+        let f = c.finish(&"k", id + 100, Ok(tok("X", 0, 60_000)), 0);
+        assert!(f.waiters.is_empty());
+        assert_eq!(c.get(&"k", 1), Plan::Use);
+        // the real flight still holds its waiter
+        assert_eq!(c.finish(&"k", id, Ok(tok("Y", 0, 60_000)), 1).waiters, vec![1]);
+    }
+}

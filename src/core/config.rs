@@ -1,0 +1,267 @@
+//! Client configuration: regions, base URLs, credentials and tuning, validated.
+//!
+//! The glue reads each option from the JS object by name and type, so a wrong type is
+//! reported per field (`timeoutMs must be a number`) without echoing the value; here
+//! the values are checked for meaning.
+
+use super::error::VccError;
+use super::retry::RetryPolicy;
+use super::secret::ClientSecret;
+use super::token::Margins;
+use super::url::BaseUrl;
+
+/// The VCC regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// Europe, Middle East, Africa.
+    Emea,
+    /// North America.
+    Nam,
+    /// Asia-Pacific.
+    Apac,
+}
+
+impl Region {
+    /// Parses `emea` / `nam` / `apac` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "emea" => Some(Self::Emea),
+            "nam" => Some(Self::Nam),
+            "apac" => Some(Self::Apac),
+            _ => None,
+        }
+    }
+
+    /// The region's subdomain.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Emea => "emea",
+            Self::Nam => "nam",
+            Self::Apac => "apac",
+        }
+    }
+
+    /// `https://{region}.cc.vonage.com`, home of the token endpoint.
+    pub fn auth_base(self) -> String {
+        let mut s = String::from("https://");
+        s.push_str(self.as_str());
+        s.push_str(".cc.vonage.com");
+        s
+    }
+
+    /// `https://{region}.api.cc.vonage.com`, root of the APIs.
+    pub fn api_base(self) -> String {
+        let mut s = String::from("https://");
+        s.push_str(self.as_str());
+        s.push_str(".api.cc.vonage.com");
+        s
+    }
+}
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body (what VCC's guide shows).
+    Post,
+    /// HTTP Basic with the form-urlencoded id and secret (older samples).
+    Basic,
+}
+
+/// The option names the JS constructor accepts; anything else is a typo we report.
+pub const OPTION_NAMES: &[&str] = &[
+    "region",
+    "clientId",
+    "clientSecret",
+    "authBaseUrl",
+    "apiBaseUrl",
+    "clientAuth",
+    "timeoutMs",
+    "refreshAheadMs",
+    "expiryMarginMs",
+    "maxRetries",
+    "autoRefresh",
+    "onEvent",
+];
+
+/// Options as read from JS, not yet validated.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    /// `emea` | `nam` | `apac`.
+    pub region: Option<String>,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// OAuth client secret.
+    pub client_secret: Option<ClientSecret>,
+    /// Override of the token endpoint's base URL.
+    pub auth_base_url: Option<String>,
+    /// Override of the API base URL.
+    pub api_base_url: Option<String>,
+    /// `post` | `basic`.
+    pub client_auth: Option<String>,
+    /// Per-request timeout.
+    pub timeout_ms: Option<f64>,
+    /// Cap of the refresh-ahead window.
+    pub refresh_ahead_ms: Option<f64>,
+    /// Cap of the hard expiry margin.
+    pub expiry_margin_ms: Option<f64>,
+    /// Retries for token requests.
+    pub max_retries: Option<f64>,
+    /// Proactive refresh timers.
+    pub auto_refresh: Option<bool>,
+}
+
+/// Validated settings.
+#[derive(Debug)]
+pub struct Settings {
+    /// Base of the token endpoint.
+    pub auth_base: BaseUrl,
+    /// Base of the APIs.
+    pub api_base: BaseUrl,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: ClientSecret,
+    /// How to send the credentials.
+    pub client_auth: ClientAuth,
+    /// Per-request timeout in ms.
+    pub timeout_ms: u32,
+    /// Refresh margins.
+    pub margins: Margins,
+    /// Token request retries.
+    pub retry: RetryPolicy,
+    /// `None` = the platform default (on in browsers and Node, off in workerd).
+    pub auto_refresh: Option<bool>,
+}
+
+impl Settings {
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> String {
+        self.auth_base.join("/Auth/connect/token")
+    }
+}
+
+fn ms(field: &str, v: Option<f64>, default: u64, min: u64, max: u64) -> Result<u64, VccError> {
+    match v {
+        None => Ok(default),
+        Some(x) if x.is_finite() && x.fract() == 0.0 && x >= min as f64 && x <= max as f64 => Ok(x as u64),
+        Some(_) => Err(VccError::config(field, "is out of range")),
+    }
+}
+
+impl RawConfig {
+    /// Validates everything; the first problem is reported, naming its field.
+    pub fn validate(self) -> Result<Settings, VccError> {
+        let region = match self.region.as_deref() {
+            Some(r) => Some(Region::parse(r).ok_or_else(|| VccError::config("region", "must be \"emea\", \"nam\" or \"apac\""))?),
+            None => None,
+        };
+        let base = |field: &str, given: Option<String>, from_region: fn(Region) -> String| -> Result<BaseUrl, VccError> {
+            let url = match (given, region) {
+                (Some(u), _) => u,
+                (None, Some(r)) => from_region(r),
+                (None, None) => return Err(VccError::config("region", "is required (or give both authBaseUrl and apiBaseUrl)")),
+            };
+            BaseUrl::parse(&url).map_err(|problem| VccError::config(field, problem))
+        };
+        let auth_base = base("authBaseUrl", self.auth_base_url, Region::auth_base)?;
+        let api_base = base("apiBaseUrl", self.api_base_url, Region::api_base)?;
+        let client_id = self.client_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| VccError::config("clientId", "is required"))?;
+        if client_id.chars().any(char::is_control) {
+            return Err(VccError::config("clientId", "must not contain control characters"));
+        }
+        let client_secret = self.client_secret.filter(|s| !s.is_empty()).ok_or_else(|| VccError::config("clientSecret", "is required"))?;
+        let client_auth = match self.client_auth.as_deref() {
+            None | Some("post") => ClientAuth::Post,
+            Some("basic") => ClientAuth::Basic,
+            Some(_) => return Err(VccError::config("clientAuth", "must be \"post\" or \"basic\"")),
+        };
+        let defaults = Margins::default();
+        Ok(Settings {
+            auth_base,
+            api_base,
+            client_id,
+            client_secret,
+            client_auth,
+            timeout_ms: ms("timeoutMs", self.timeout_ms, 10_000, 1, 600_000)? as u32,
+            margins: Margins {
+                hard_cap_ms: ms("expiryMarginMs", self.expiry_margin_ms, defaults.hard_cap_ms, 0, 3_600_000)?,
+                soft_cap_ms: ms("refreshAheadMs", self.refresh_ahead_ms, defaults.soft_cap_ms, 0, 3_600_000)?,
+            },
+            retry: RetryPolicy { max_retries: ms("maxRetries", self.max_retries, 3, 0, 10)? as u32, ..RetryPolicy::default() },
+            auto_refresh: self.auto_refresh,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::ErrorCode;
+
+    fn raw() -> RawConfig {
+        RawConfig {
+            region: Some("emea".into()),
+            client_id: Some("id".into()),
+            client_secret: Some(ClientSecret::new("top-secret-value".into())),
+            ..RawConfig::default()
+        }
+    }
+
+    fn field_error(r: RawConfig) -> String {
+        let e = r.validate().unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidConfig);
+        assert!(!e.to_string().contains("top-secret-value"));
+        assert!(!format!("{e:?}").contains("top-secret-value"));
+        e.to_string()
+    }
+
+    #[test]
+    fn region_gives_both_base_urls() {
+        let s = raw().validate().unwrap();
+        assert_eq!(s.token_url(), "https://emea.cc.vonage.com/Auth/connect/token");
+        assert_eq!(s.api_base.as_string(), "https://emea.api.cc.vonage.com");
+        assert_eq!(s.client_auth, ClientAuth::Post);
+        assert_eq!(s.timeout_ms, 10_000);
+        for (r, host) in [("NAM", "nam"), ("apac", "apac")] {
+            let s = RawConfig { region: Some(r.into()), ..raw() }.validate().unwrap();
+            assert!(s.api_base.as_string().contains(host));
+        }
+    }
+
+    #[test]
+    fn overrides_replace_region_urls() {
+        let s = RawConfig {
+            region: None,
+            auth_base_url: Some("http://127.0.0.1:4010".into()),
+            api_base_url: Some("http://localhost:4010/api".into()),
+            ..raw()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(s.token_url(), "http://127.0.0.1:4010/Auth/connect/token");
+        assert_eq!(s.api_base.join("/stats"), "http://localhost:4010/api/stats");
+    }
+
+    #[test]
+    fn every_bad_field_is_named_and_no_secret_is_shown() {
+        assert!(field_error(RawConfig { region: Some("mars".into()), ..raw() }).starts_with("region"));
+        assert!(field_error(RawConfig { region: None, ..raw() }).starts_with("region"));
+        assert!(field_error(RawConfig { client_id: None, ..raw() }).starts_with("clientId"));
+        assert!(field_error(RawConfig { client_id: Some("  ".into()), ..raw() }).starts_with("clientId"));
+        assert!(field_error(RawConfig { client_secret: None, ..raw() }).starts_with("clientSecret"));
+        assert!(field_error(RawConfig { client_secret: Some(ClientSecret::new(String::new())), ..raw() }).starts_with("clientSecret"));
+        assert!(field_error(RawConfig { auth_base_url: Some("http://evil.example".into()), ..raw() }).starts_with("authBaseUrl"));
+        assert!(field_error(RawConfig { api_base_url: Some("https://a@b".into()), ..raw() }).starts_with("apiBaseUrl"));
+        assert!(field_error(RawConfig { client_auth: Some("jwt".into()), ..raw() }).starts_with("clientAuth"));
+        assert!(field_error(RawConfig { timeout_ms: Some(0.0), ..raw() }).starts_with("timeoutMs"));
+        assert!(field_error(RawConfig { timeout_ms: Some(1.5), ..raw() }).starts_with("timeoutMs"));
+        assert!(field_error(RawConfig { max_retries: Some(11.0), ..raw() }).starts_with("maxRetries"));
+        assert!(field_error(RawConfig { refresh_ahead_ms: Some(-1.0), ..raw() }).starts_with("refreshAheadMs"));
+    }
+
+    #[test]
+    fn settings_debug_does_not_show_the_secret() {
+        let s = raw().validate().unwrap();
+        assert!(!format!("{s:?}").contains("top-secret-value"));
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure core: no JS, no I/O, no clock of its own. Everything here is tested natively
+//! with `cargo test`; the glue in `crate::glue` only performs what the core decides.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod request;
+pub mod retry;
+pub mod routes;
+pub mod scope;
+pub mod secret;
+pub mod token;
+pub mod url;

@@ -1,0 +1,344 @@
+//! Base URLs and request targets, parsed by a deliberately narrow grammar.
+//!
+//! We only ever need `scheme://host[:port][/prefix]` for the two base URLs, plus "is this
+//! request target on the API origin?". A general URL parser (the `url` crate) would add
+//! IDNA tables to the wasm for no gain, and a permissive parser is exactly where token
+//! leaks hide (`https://api@evil`, `\\evil`, `//evil`). So anything outside the narrow
+//! grammar is refused: no userinfo, no backslashes, no control characters or spaces, no
+//! non-ASCII hosts, no dot segments (plain or percent-encoded).
+
+use std::borrow::Cow;
+
+/// A validated base URL: `http(s)://host[:port][/prefix]`, host lowercased, default port
+/// dropped, prefix without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BaseUrl {
+    secure: bool,
+    host: String,
+    port: Option<u16>,
+    prefix: String,
+}
+
+/// Why a URL was refused; the caller turns it into an error naming the field.
+pub type UrlProblem = &'static str;
+
+impl BaseUrl {
+    /// Parses and validates. Plain `http` is accepted only for loopback hosts, so a
+    /// token or secret can only travel unencrypted to this machine (emulator, tests).
+    pub fn parse(input: &str) -> Result<Self, UrlProblem> {
+        let (secure, rest) = split_scheme(input).ok_or("must start with https:// (or http:// for loopback)")?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (host, port) = parse_authority(authority, secure)?;
+        if path.contains(['?', '#']) {
+            return Err("must not have a query or fragment");
+        }
+        check_path_chars(path)?;
+        let base = Self { secure, host, port, prefix: path.trim_end_matches('/').to_string() };
+        if !secure && !base.is_loopback() {
+            return Err("must use https (plain http only for localhost/127.0.0.1/[::1])");
+        }
+        Ok(base)
+    }
+
+    /// `scheme://host[:port]` with the default port omitted.
+    pub fn origin(&self) -> String {
+        let mut s = String::with_capacity(self.host.len() + 14);
+        s.push_str(if self.secure { "https://" } else { "http://" });
+        s.push_str(&self.host);
+        if let Some(p) = self.port {
+            s.push(':');
+            push_u16(&mut s, p);
+        }
+        s
+    }
+
+    /// The whole base URL without a trailing slash.
+    pub fn as_string(&self) -> String {
+        let mut s = self.origin();
+        s.push_str(&self.prefix);
+        s
+    }
+
+    /// The path prefix (`""` or `/a/b`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the host is this machine: `localhost`, `127.0.0.0/8` or `[::1]`.
+    pub fn is_loopback(&self) -> bool {
+        let h = self.host.as_str();
+        h == "localhost"
+            || h.ends_with(".localhost")
+            || h == "[::1]"
+            || (h.starts_with("127.") && h.split('.').count() == 4 && h.split('.').all(|o| o.parse::<u8>().is_ok()))
+    }
+
+    /// `base + path`, where `path` is validated target (starts with `/`).
+    pub fn join(&self, path_and_query: &str) -> String {
+        let mut s = self.as_string();
+        s.push_str(path_and_query);
+        s
+    }
+
+    /// Resolves what a caller passed to `fetch`: a path (`/agents-availability?x=1`,
+    /// joined to the base) or an absolute URL on the base's origin and under its prefix.
+    /// Returns the target's path and query relative to the prefix. Anything else is
+    /// refused, so the bearer token is never sent to another origin.
+    pub fn resolve<'a>(&self, input: &'a str) -> Result<Target<'a>, UrlProblem> {
+        let relative: &'a str = if input.starts_with('/') {
+            if input.starts_with("//") {
+                return Err("must not start with // (a network-path reference to another host)");
+            }
+            input
+        } else {
+            let (secure, rest) = split_scheme(input).ok_or("must be a path starting with / or a URL on the API origin")?;
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (host, port) = parse_authority(&rest[..end], secure)?;
+            if secure != self.secure || host != self.host || port != self.port {
+                return Err("is not on the API origin; the token is only ever sent there");
+            }
+            let path = &rest[end..];
+            let under = path.strip_prefix(self.prefix.as_str()).filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
+            match under {
+                Some(r) if r.starts_with('/') => r,
+                Some(_) => "/",
+                None => return Err("is not under the API base path"),
+            }
+        };
+        Target::parse(relative)
+    }
+}
+
+/// A validated request target: path (starting with `/`) and optional query, relative to
+/// a base URL's prefix. Fragments are dropped (they are never sent anyway).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The path, starting with `/`, without query.
+    pub path: Cow<'a, str>,
+    /// The query without `?`, if any.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    /// Validates a path-and-query that starts with `/`.
+    pub fn parse(input: &'a str) -> Result<Self, UrlProblem> {
+        let input = input.split('#').next().unwrap_or("");
+        let (path, query) = match input.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (input, None),
+        };
+        if !path.starts_with('/') {
+            return Err("must start with /");
+        }
+        if path.contains("//") {
+            return Err("must not contain an empty path segment (//)");
+        }
+        check_path_chars(path)?;
+        if let Some(q) = query {
+            if q.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80) {
+                return Err("has a query with spaces, control or non-ASCII characters (percent-encode them)");
+            }
+        }
+        Ok(Self { path: Cow::Borrowed(path), query })
+    }
+
+    /// `path[?query]`.
+    pub fn path_and_query(&self) -> String {
+        let mut s = String::with_capacity(self.path.len() + self.query.map_or(0, |q| q.len() + 1));
+        s.push_str(&self.path);
+        if let Some(q) = self.query {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    }
+}
+
+fn split_scheme(input: &str) -> Option<(bool, &str)> {
+    let lower_prefix = |p: &str| input.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
+    if lower_prefix("https://") {
+        Some((true, &input[8..]))
+    } else if lower_prefix("http://") {
+        Some((false, &input[7..]))
+    } else {
+        None
+    }
+}
+
+fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>), UrlProblem> {
+    if authority.is_empty() {
+        return Err("has no host");
+    }
+    if authority.contains('@') {
+        return Err("must not contain user info (@)");
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let close = rest.find(']').ok_or("has an unclosed IPv6 bracket")?;
+        let inner = &rest[..close];
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err("has an invalid IPv6 host");
+        }
+        (&authority[..close + 2], &rest[close + 1..])
+    } else {
+        match authority.find(':') {
+            Some(i) => (&authority[..i], &authority[i..]),
+            None => (authority, ""),
+        }
+    };
+    let port = match port {
+        "" => None,
+        p => {
+            let digits = p.strip_prefix(':').ok_or("has garbage after the host")?;
+            let n: u16 = digits
+                .parse()
+                .ok()
+                .filter(|n| *n > 0 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or("has an invalid port")?;
+            Some(n)
+        }
+    };
+    if !host.starts_with('[')
+        && (host.is_empty()
+            || host.starts_with(['.', '-'])
+            || host.ends_with('-')
+            || host.contains("..")
+            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+    {
+        return Err("has an invalid host name (ASCII letters, digits, dots and hyphens only)");
+    }
+    let default = if secure { 443 } else { 80 };
+    Ok((host.to_ascii_lowercase(), port.filter(|p| *p != default)))
+}
+
+/// Refuses characters and segments that could change where a request goes once a
+/// server or proxy normalises the path: controls, spaces, backslashes, non-ASCII, and
+/// `.`/`..` segments, percent-encoded or not (`%2e`, `%2E`), plus encoded slashes.
+fn check_path_chars(path: &str) -> Result<(), UrlProblem> {
+    if path.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80) {
+        return Err("has spaces, backslashes, control or non-ASCII characters in the path");
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        return Err("has an encoded slash, backslash or NUL in the path");
+    }
+    for seg in lower.split('/') {
+        let decoded = seg.replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Err("has a . or .. path segment");
+        }
+    }
+    Ok(())
+}
+
+/// Appends a decimal number without `format!` (keeps core::fmt's integer code off the
+/// hot path and out of size-sensitive code).
+pub fn push_u16(s: &mut String, n: u16) {
+    push_u64(s, u64::from(n));
+}
+
+/// Appends a decimal `u64` without `format!`.
+pub fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(b as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_region_urls_and_overrides() {
+        let b = BaseUrl::parse("https://EMEA.api.cc.vonage.com/").unwrap();
+        assert_eq!(b.as_string(), "https://emea.api.cc.vonage.com");
+        let b = BaseUrl::parse("http://127.0.0.1:8787/vcc/").unwrap();
+        assert_eq!(b.as_string(), "http://127.0.0.1:8787/vcc");
+        assert!(b.is_loopback());
+        assert_eq!(BaseUrl::parse("https://x.example:443").unwrap().origin(), "https://x.example");
+        assert_eq!(BaseUrl::parse("http://[::1]:9000").unwrap().origin(), "http://[::1]:9000");
+    }
+
+    #[test]
+    fn refuses_plain_http_off_loopback_and_tricks() {
+        for bad in [
+            "http://emea.cc.vonage.com",
+            "http://127.0.0.1.evil.com",
+            "https://user:pw@emea.cc.vonage.com",
+            "https://emea.cc.vonage.com?x=1",
+            "https://emea.cc.vonage.com#f",
+            "ftp://x",
+            "emea.cc.vonage.com",
+            "https://",
+            "https://ex ample.com",
+            "https://exa\\mple.com",
+            "https://example.com:0",
+            "https://example.com:99999",
+            "https://example.com:80x",
+            "https://bücher.example",
+            "https://example.com/a/../b",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn resolves_paths_and_same_origin_urls_only() {
+        let b = BaseUrl::parse("https://emea.api.cc.vonage.com").unwrap();
+        let t = b.resolve("/agents-availability?skillNames=Sales").unwrap();
+        assert_eq!(t.path, "/agents-availability");
+        assert_eq!(t.query, Some("skillNames=Sales"));
+        let t = b.resolve("https://EMEA.api.cc.vonage.com:443/stats/agent-status#x").unwrap();
+        assert_eq!(t.path_and_query(), "/stats/agent-status");
+        for bad in [
+            "https://evil.example/agents-availability",
+            "https://emea.api.cc.vonage.com.evil.example/x",
+            "https://emea.api.cc.vonage.com@evil.example/x",
+            "http://emea.api.cc.vonage.com/x",
+            "https://emea.api.cc.vonage.com:8443/x",
+            "//evil.example/x",
+            "agents-availability",
+            "/\\evil.example",
+            "/a/%2e%2E/b",
+            "/a/..",
+            "/a/./b",
+            "/a%2fb",
+            "/a b",
+            "/a\u{0}b",
+            "/a//b",
+            "javascript:alert(1)",
+        ] {
+            assert!(b.resolve(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn prefix_is_respected() {
+        let b = BaseUrl::parse("http://localhost:9/vcc").unwrap();
+        assert_eq!(b.resolve("http://localhost:9/vcc/stats/x?a").unwrap().path_and_query(), "/stats/x?a");
+        assert!(b.resolve("http://localhost:9/vccx/stats").is_err());
+        assert!(b.resolve("http://localhost:9/other").is_err());
+        assert_eq!(b.join("/stats"), "http://localhost:9/vcc/stats");
+    }
+
+    #[test]
+    fn numbers_without_format() {
+        let mut s = String::new();
+        push_u64(&mut s, 0);
+        s.push(' ');
+        push_u64(&mut s, u64::MAX);
+        assert_eq!(s, "0 18446744073709551615");
+    }
+}

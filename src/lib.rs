@@ -1,0 +1,21 @@
+//! # vcc-auth
+//!
+//! Gets, caches and refreshes OAuth 2.0 client-credentials tokens for the Vonage
+//! Contact Center (VCC) APIs, and calls those APIs with them. Compiled to WebAssembly
+//! it runs in Node, browsers and workerd (Cloudflare Workers) from one npm package.
+//!
+//! The crate has two layers (see `DESIGN.md` in the shared folder):
+//! - [`core`]: pure Rust, no I/O. It decides: scope normalisation, token parsing and
+//!   expiry, the cache state machine with single-flight, retries, 401 handling, routes.
+//! - `glue` (wasm32 only): performs what the core decides with `fetch` and timers, and
+//!   exposes the `VccClient` class to JavaScript.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+#[cfg(target_arch = "wasm32")]
+pub use glue::*;
