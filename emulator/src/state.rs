@@ -1,0 +1,156 @@
+//! Shared emulator state: clients, issued tokens, faults and counters, per client.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// A registered API client.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub secret: String,
+    /// Granted scopes; `*` grants all.
+    pub scopes: Vec<String>,
+    pub lifetime_s: u64,
+}
+
+/// Fault injection, per client (or global under the empty client id).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Answer the next N token requests with 500.
+    pub token5xx: u32,
+    /// Answer the next N token requests with 503 `{"message": ...}` (VCC's other 5xx shape).
+    pub token503: u32,
+    /// Answer the next N token requests with 429.
+    pub token429: u32,
+    /// Retry-After seconds sent with those 429s.
+    pub retry_after: Option<u64>,
+    /// Answer the next N token requests with malformed JSON.
+    pub token_malformed: u32,
+    /// While true every token request gets 503 ("token endpoint down").
+    pub token_down: bool,
+    /// Delay every token answer by this many ms.
+    pub token_delay_ms: u64,
+    /// Answer the next N API requests with 503.
+    pub api5xx: u32,
+    /// Delay every API answer by this many ms.
+    pub api_delay_ms: u64,
+}
+
+/// A token the emulator issued.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub expires_at_ms: u64,
+}
+
+/// Counters per client.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Successful token requests by normalised scope.
+    pub token_requests: BTreeMap<String, u32>,
+    /// Every token request, whatever its answer.
+    pub token_attempts: u32,
+    pub api_requests: u32,
+    pub api_401_invalid_token: u32,
+    pub api_401_unauthorized: u32,
+}
+
+/// What an API request looked like when it arrived (for tests of what was forwarded).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Header names and values, Authorization replaced by what the token was.
+    pub headers: BTreeMap<String, String>,
+    pub client_id: Option<String>,
+    pub status: u16,
+    pub at: u64,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub clients: HashMap<String, ClientConfig>,
+    pub tokens: HashMap<String, Issued>,
+    pub faults: HashMap<String, Faults>,
+    pub stats: HashMap<String, Stats>,
+    pub seen: VecDeque<Seen>,
+    pub issued_count: u64,
+}
+
+pub struct Emulator {
+    pub default_lifetime_s: u64,
+    pub verbose: bool,
+    pub inner: Mutex<Inner>,
+}
+
+pub const SEEN_LIMIT: usize = 500;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Emulator {
+    pub fn new(default_lifetime_s: u64, verbose: bool) -> Self {
+        Self {
+            default_lifetime_s,
+            verbose,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug in a handler; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add_client(&self, id: String, c: ClientConfig) {
+        self.lock().clients.insert(id, c);
+    }
+}
+
+impl Inner {
+    /// Faults for a client: its own merged over the global ones (empty id). Counters
+    /// are consumed from the client's own entry first, then the global one.
+    pub fn take_fault(&mut self, client_id: &str, pick: impl Fn(&mut Faults) -> &mut u32) -> bool {
+        for id in [client_id, ""] {
+            if let Some(f) = self.faults.get_mut(id) {
+                let n = pick(f);
+                if *n > 0 {
+                    *n -= 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    pub fn fault_flag(&self, client_id: &str, pick: impl Fn(&Faults) -> u64) -> u64 {
+        [client_id, ""]
+            .iter()
+            .filter_map(|id| self.faults.get(*id))
+            .map(pick)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn stats_for(&mut self, client_id: &str) -> &mut Stats {
+        self.stats.entry(client_id.to_owned()).or_default()
+    }
+
+    pub fn record(&mut self, seen: Seen) {
+        if self.seen.len() >= SEEN_LIMIT {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(seen);
+    }
+}

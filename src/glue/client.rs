@@ -1,0 +1,552 @@
+//! `VccClient`: the JS-facing class. It owns the settings and the core cache, and does
+//! the I/O the cache asks for: token requests (single-flight through waiters), the
+//! proactive refresh timers, and authenticated API calls.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use futures_channel::oneshot;
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use web_sys::{Request, Response};
+
+use super::http::{parse_json, request_token};
+use super::js::{global_fetch, is_workerd, now_ms, to_js_error, Obj, Timer};
+use crate::core::cache::{Event, FlightId, Plan, TokenCache};
+use crate::core::config::{RawConfig, Settings, OPTION_NAMES};
+use crate::core::error::{ErrorCode, VccError};
+use crate::core::routes::{self, RouteMatch, DEFAULT_ACCEPT};
+use crate::core::scope::ScopeSet;
+use crate::core::secret::{AccessToken, ClientSecret};
+use crate::core::token::{classify_401, Api401, OAuthBody};
+
+/// Cache key: auth base URL + client id + normalised scope set, so two clients (or a
+/// future shared cache) never mix tokens of different credentials.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    scopes: ScopeSet,
+    auth_base: Rc<str>,
+    client_id: Rc<str>,
+}
+
+type Outcome = Result<AccessToken, VccError>;
+type Waiter = oneshot::Sender<Outcome>;
+
+/// How many raw scope strings we remember the normalised key of.
+const SCOPE_MEMO_LIMIT: usize = 256;
+
+struct State {
+    cache: TokenCache<CacheKey, Waiter>,
+    timers: HashMap<CacheKey, Timer>,
+    /// Raw `scope` argument -> key, so the cached path skips splitting and sorting.
+    keys: HashMap<String, CacheKey>,
+    /// The cached token as a JS string, by serial, so the cached path does not copy
+    /// the token into a new JS string on every call.
+    js_tokens: HashMap<CacheKey, (u64, JsValue)>,
+    closed: bool,
+}
+
+struct Inner {
+    settings: Settings,
+    auth_base: Rc<str>,
+    client_id: Rc<str>,
+    auto_refresh: bool,
+    on_event: Option<Function>,
+    state: RefCell<State>,
+}
+
+enum Acquired {
+    Ready(JsValue, AccessToken),
+    Pending(oneshot::Receiver<Outcome>),
+}
+
+/// A client for one set of VCC API credentials: gets, caches and refreshes tokens and
+/// makes authenticated calls. See the README for the options.
+#[wasm_bindgen]
+pub struct VccClient {
+    inner: Rc<Inner>,
+}
+
+fn closed_error() -> VccError {
+    VccError::new(ErrorCode::Closed, "this VccClient was closed")
+}
+
+fn get_prop(obj: &JsValue, name: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn opt_string(obj: &JsValue, name: &str) -> Result<Option<String>, VccError> {
+    let v = get_prop(obj, name);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| VccError::config(name, "must be a string"))
+}
+
+fn opt_number(obj: &JsValue, name: &str) -> Result<Option<f64>, VccError> {
+    let v = get_prop(obj, name);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_f64()
+        .map(Some)
+        .ok_or_else(|| VccError::config(name, "must be a number"))
+}
+
+fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Function>), VccError> {
+    if !options.is_object() {
+        return Err(VccError::config("options", "must be an object"));
+    }
+    for key in Object::keys(options.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !OPTION_NAMES.contains(&key.as_str()) {
+            let shown: String = key.chars().take(40).collect();
+            return Err(VccError::config("options", "has an unknown option").with_name(&shown));
+        }
+    }
+    let auto_refresh = match get_prop(options, "autoRefresh") {
+        v if v.is_undefined() || v.is_null() => None,
+        v => Some(
+            v.as_bool()
+                .ok_or_else(|| VccError::config("autoRefresh", "must be a boolean"))?,
+        ),
+    };
+    let on_event = match get_prop(options, "onEvent") {
+        v if v.is_undefined() || v.is_null() => None,
+        v => Some(
+            v.dyn_into::<Function>()
+                .map_err(|_| VccError::config("onEvent", "must be a function"))?,
+        ),
+    };
+    let raw = RawConfig {
+        region: opt_string(options, "region")?,
+        client_id: opt_string(options, "clientId")?,
+        client_secret: opt_string(options, "clientSecret")?.map(ClientSecret::new),
+        auth_base_url: opt_string(options, "authBaseUrl")?,
+        api_base_url: opt_string(options, "apiBaseUrl")?,
+        client_auth: opt_string(options, "clientAuth")?,
+        timeout_ms: opt_number(options, "timeoutMs")?,
+        refresh_ahead_ms: opt_number(options, "refreshAheadMs")?,
+        expiry_margin_ms: opt_number(options, "expiryMarginMs")?,
+        max_retries: opt_number(options, "maxRetries")?,
+        auto_refresh,
+    };
+    Ok((raw, on_event))
+}
+
+trait WithName {
+    fn with_name(self, name: &str) -> Self;
+}
+
+impl WithName for VccError {
+    /// Appends `: 'name'` to the message (for unknown option names).
+    fn with_name(mut self, name: &str) -> Self {
+        let mut m = self.message.into_owned();
+        m.push_str(": '");
+        m.push_str(name);
+        m.push('\'');
+        self.message = m.into();
+        self
+    }
+}
+
+#[wasm_bindgen]
+impl VccClient {
+    /// Creates a client. Throws a `VccError` (`invalid_config`) naming the bad option.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "VccClientOptions")] options: JsValue,
+    ) -> Result<VccClient, JsValue> {
+        let (raw, on_event) = read_options(&options).map_err(|e| to_js_error(&e))?;
+        let settings = raw.validate().map_err(|e| to_js_error(&e))?;
+        let auto_refresh = settings.auto_refresh.unwrap_or(!is_workerd());
+        let inner = Inner {
+            auth_base: Rc::from(settings.auth_base.as_string()),
+            client_id: Rc::from(settings.client_id.as_str()),
+            auto_refresh,
+            on_event,
+            state: RefCell::new(State {
+                cache: TokenCache::new(settings.margins),
+                timers: HashMap::new(),
+                keys: HashMap::new(),
+                js_tokens: HashMap::new(),
+                closed: false,
+            }),
+            settings,
+        };
+        Ok(VccClient {
+            inner: Rc::new(inner),
+        })
+    }
+
+    /// Resolves to an access token for `scope` (one or more scopes, space-separated),
+    /// from the cache when it is fresh. Concurrent callers share one token request.
+    #[wasm_bindgen(js_name = getToken, unchecked_return_type = "Promise<string>")]
+    pub fn get_token(&self, scope: &str) -> Promise {
+        let acquired = self
+            .inner
+            .key_for(scope)
+            .and_then(|key| self.inner.acquire(&key));
+        match acquired {
+            Ok(Acquired::Ready(js, _)) => Promise::resolve(&js),
+            Ok(Acquired::Pending(rx)) => future_to_promise(async move {
+                match rx.await {
+                    Ok(Ok(token)) => Ok(JsValue::from_str(token.expose())),
+                    Ok(Err(e)) => Err(to_js_error(&e)),
+                    Err(_) => Err(to_js_error(&closed_error())),
+                }
+            }),
+            Err(e) => Promise::reject(&to_js_error(&e)),
+        }
+    }
+
+    /// `fetch` for VCC APIs: `input` is a path under `apiBaseUrl` (or a URL on its
+    /// origin); the scope comes from the route table unless `init.scope` is given. Adds
+    /// the bearer token and the versioned `Accept`; on a 401 "invalid or has expired" it
+    /// gets a new token and retries once.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn fetch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "VccRequestInit | undefined")] init: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.api_fetch(input, init).await })
+    }
+
+    /// Times and counters for `scope` (never the token), or `undefined` if unused.
+    #[wasm_bindgen(js_name = tokenInfo, unchecked_return_type = "VccTokenInfo | undefined")]
+    pub fn token_info(&self, scope: &str) -> Result<JsValue, JsValue> {
+        let key = self.inner.key_for(scope).map_err(|e| to_js_error(&e))?;
+        let state = self.inner.state.borrow();
+        let Some(info) = state.cache.info(&key) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let o = Obj::new();
+        o.set("scope", key.scopes.as_str())
+            .set_opt("obtainedAt", info.obtained_at)
+            .set_opt("expiresAt", info.expires_at)
+            .set_opt("refreshAt", info.refresh_at)
+            .set("fetches", info.fetches)
+            .set("refreshes", info.refreshes)
+            .set("failures", info.failures)
+            .set("inFlight", info.in_flight);
+        if let Some(e) = info.last_error {
+            o.set("lastError", to_js_error(&e));
+        }
+        Ok(o.0.into())
+    }
+
+    /// Drops the cached token for `scope`, or every cached token.
+    pub fn invalidate(&self, scope: Option<String>) -> Result<(), JsValue> {
+        let key = match scope {
+            Some(s) => Some(self.inner.key_for(&s).map_err(|e| to_js_error(&e))?),
+            None => None,
+        };
+        let mut state = self.inner.state.borrow_mut();
+        state.cache.invalidate(key.as_ref());
+        match &key {
+            Some(k) => {
+                state.js_tokens.remove(k);
+                state.timers.remove(k);
+            }
+            None => {
+                state.js_tokens.clear();
+                state.timers.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every refresh timer and drops cached tokens; later calls reject with
+    /// `closed`. Requests already in flight finish.
+    pub fn close(&self) {
+        let mut state = self.inner.state.borrow_mut();
+        state.closed = true;
+        state.timers.clear();
+        state.js_tokens.clear();
+        state.cache.invalidate(None);
+    }
+}
+
+impl Inner {
+    fn key_for(&self, scope: &str) -> Result<CacheKey, VccError> {
+        if let Some(k) = self.state.borrow().keys.get(scope) {
+            return Ok(k.clone());
+        }
+        let key = CacheKey {
+            scopes: ScopeSet::parse(scope)?,
+            auth_base: self.auth_base.clone(),
+            client_id: self.client_id.clone(),
+        };
+        let mut state = self.state.borrow_mut();
+        if state.keys.len() >= SCOPE_MEMO_LIMIT {
+            state.keys.clear();
+        }
+        state.keys.insert(scope.to_owned(), key.clone());
+        Ok(key)
+    }
+
+    /// Runs the cache's plan for `key`: a ready token, or a receiver for a flight.
+    fn acquire(self: &Rc<Self>, key: &CacheKey) -> Result<Acquired, VccError> {
+        let now = now_ms();
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        if state.closed {
+            return Err(closed_error());
+        }
+        let plan = state.cache.get(key, now);
+        let (id, background) = match plan {
+            Plan::Use => return Ok(ready(state, key)),
+            Plan::UseAndRefresh(id) => {
+                spawn_local(run_flight(self.clone(), key.clone(), id, true));
+                return Ok(ready(state, key));
+            }
+            Plan::Wait(id) => (id, None),
+            Plan::Fetch(id) => (id, Some(false)),
+        };
+        let (tx, rx) = oneshot::channel();
+        // Registering on a flight that `get` just reported cannot fail; if it ever did,
+        // the dropped sender makes the receiver report `closed` instead of hanging.
+        let _ = state.cache.wait(key, id, tx);
+        if let Some(background) = background {
+            spawn_local(run_flight(self.clone(), key.clone(), id, background));
+        }
+        Ok(Acquired::Pending(rx))
+    }
+
+    async fn token_for(self: &Rc<Self>, key: &CacheKey) -> Result<AccessToken, VccError> {
+        match self.acquire(key)? {
+            Acquired::Ready(_, token) => Ok(token),
+            Acquired::Pending(rx) => rx.await.unwrap_or_else(|_| Err(closed_error())),
+        }
+    }
+
+    fn emit(&self, key: &CacheKey, event: &Event, now: u64) {
+        let Some(callback) = &self.on_event else {
+            return;
+        };
+        let o = Obj::new();
+        let (kind, error, kept) = match event {
+            Event::Fetched => ("fetched", None, false),
+            Event::Refreshed => ("refreshed", None, false),
+            Event::RefreshFailed(e) => ("failed", Some(e), true),
+            Event::Failed(e) => ("failed", Some(e), false),
+        };
+        o.set("type", kind)
+            .set("scope", key.scopes.as_str())
+            .set("at", now as f64);
+        if let Some(info) = self.state.borrow().cache.info(key) {
+            o.set_opt("expiresAt", info.expires_at);
+        }
+        if let Some(e) = error {
+            o.set("code", e.code.as_str())
+                .set("message", e.message.as_ref())
+                .set("keptToken", kept);
+        }
+        // A throwing listener must not break the client.
+        let _ = callback.call1(&JsValue::UNDEFINED, &o.0);
+    }
+
+    /// Arms (or re-arms) the proactive refresh timer for `key`.
+    fn schedule(self: &Rc<Self>, key: &CacheKey) {
+        if !self.auto_refresh {
+            return;
+        }
+        let mut state = self.state.borrow_mut();
+        if state.closed {
+            return;
+        }
+        match state.cache.next_wakeup(key) {
+            Some(at) => {
+                let weak: Weak<Inner> = Rc::downgrade(self);
+                let k = key.clone();
+                let delay = at.saturating_sub(now_ms());
+                let timer = Timer::new(delay, false, move || {
+                    // Not inline: this callback's closure is owned by the timer that
+                    // `on_timer` replaces, and must not be dropped while it runs.
+                    spawn_local(async move { on_timer(weak, k) });
+                });
+                state.timers.insert(key.clone(), timer);
+            }
+            None => {
+                state.timers.remove(key);
+            }
+        }
+    }
+
+    async fn api_fetch(self: Rc<Self>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
+        let err = |e: VccError| to_js_error(&e);
+        let input = if let Some(s) = input.as_string() {
+            s
+        } else if input.is_instance_of::<Request>() {
+            return Err(err(VccError::config(
+                "input",
+                "must be a path or URL string, not a Request (its body could not be replayed on retry)",
+            )));
+        } else {
+            get_prop(&input, "href")
+                .as_string()
+                .ok_or_else(|| err(VccError::config("input", "must be a path or URL string")))?
+        };
+        let target = self
+            .settings
+            .api_base
+            .resolve(&input)
+            .map_err(|p| err(VccError::config("input", p)))?;
+        let url = self.settings.api_base.join(&target.path_and_query());
+        let request = if init.is_undefined() || init.is_null() {
+            Request::new_with_str(&url)
+        } else {
+            Request::new_with_str_and_init(&url, init.unchecked_ref())
+        }
+        .map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
+        let method = request.method();
+        let scope_override = if init.is_object() {
+            opt_string(&init, "scope")
+                .map_err(|_| err(VccError::config("init.scope", "must be a string")))?
+        } else {
+            None
+        };
+        let (scope, accept) = match (scope_override, routes::lookup(&method, &target.path)) {
+            (Some(s), RouteMatch::Found { accept, .. }) => (s, accept),
+            (Some(s), _) => (s, DEFAULT_ACCEPT),
+            (None, RouteMatch::Found { scope, accept }) => (scope.to_owned(), accept),
+            (None, _) => {
+                let mut m = String::from("init.scope is required: no known VCC route for ");
+                m.push_str(&method);
+                m.push(' ');
+                m.push_str(&target.path);
+                return Err(err(VccError::new(ErrorCode::InvalidConfig, m)));
+            }
+        };
+        let key = self.key_for(&scope).map_err(err)?;
+
+        let token = self.token_for(&key).await.map_err(err)?;
+        let first = request.clone().map_err(|_| {
+            err(VccError::config(
+                "init",
+                "has a body that cannot be sent (already used?)",
+            ))
+        })?;
+        let response = send_api(&first, &token, accept).await?;
+        if response.status() != 401 {
+            return Ok(response.into());
+        }
+        let www = response.headers().get("www-authenticate").ok().flatten();
+        let body = match response.clone() {
+            Ok(probe) => match probe.text() {
+                Ok(p) => JsFuture::from(p)
+                    .await
+                    .ok()
+                    .and_then(|t| t.as_string())
+                    .and_then(|t| parse_json::<OAuthBody>(&t)),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        if classify_401(www.as_deref(), body.as_ref()) != Api401::InvalidToken {
+            return Ok(response.into());
+        }
+        self.state.borrow_mut().cache.invalidate_if(&key, &token);
+        let token = self.token_for(&key).await.map_err(err)?;
+        Ok(send_api(&request, &token, accept).await?.into())
+    }
+}
+
+fn ready(state: &mut State, key: &CacheKey) -> Acquired {
+    match state.cache.current(key) {
+        Some((token, serial)) => {
+            let js = match state.js_tokens.get(key) {
+                Some((s, js)) if *s == serial => js.clone(),
+                _ => {
+                    let js = JsValue::from_str(token.value.expose());
+                    state.js_tokens.insert(key.clone(), (serial, js.clone()));
+                    js
+                }
+            };
+            Acquired::Ready(js, token.value.clone())
+        }
+        // `Use` always comes with a token; answer "closed" rather than panic if not.
+        None => {
+            let (tx, rx) = oneshot::channel();
+            drop(tx);
+            Acquired::Pending(rx)
+        }
+    }
+}
+
+async fn send_api(
+    request: &Request,
+    token: &AccessToken,
+    accept: &str,
+) -> Result<Response, JsValue> {
+    let headers = request.headers();
+    let mut bearer = zeroize::Zeroizing::new(String::with_capacity(token.len() + 7));
+    bearer.push_str("Bearer ");
+    bearer.push_str(token.expose());
+    let _ = headers.set("authorization", &bearer);
+    if !headers.has("accept").unwrap_or(true) {
+        let _ = headers.set("accept", accept);
+    }
+    let promise = global_fetch(request).map_err(|e| transport_error(&e))?;
+    match JsFuture::from(promise).await {
+        Ok(r) => Ok(r.unchecked_into()),
+        Err(e) => Err(transport_error(&e)),
+    }
+}
+
+/// A caller's abort stays an `AbortError` (as with plain `fetch`); anything else is a
+/// `VccError` with code `network` and no detail from the runtime (which may quote URLs).
+fn transport_error(e: &JsValue) -> JsValue {
+    if get_prop(e, "name").as_string().as_deref() == Some("AbortError") {
+        return e.clone();
+    }
+    to_js_error(&VccError::new(
+        ErrorCode::Network,
+        "could not reach the VCC API (network, DNS, TLS or CORS failure)",
+    ))
+}
+
+async fn run_flight(inner: Rc<Inner>, key: CacheKey, id: FlightId, background: bool) {
+    let result = request_token(&inner.settings, &key.scopes, background).await;
+    let now = now_ms();
+    let finished = {
+        let mut state = inner.state.borrow_mut();
+        let f = state.cache.finish(&key, id, result, now);
+        if state.closed {
+            state.cache.invalidate(None);
+        }
+        f
+    };
+    for waiter in finished.waiters {
+        let _ = waiter.send(finished.outcome.clone());
+    }
+    inner.emit(&key, &finished.event, now);
+    inner.schedule(&key);
+}
+
+fn on_timer(weak: Weak<Inner>, key: CacheKey) {
+    let Some(inner) = weak.upgrade() else { return };
+    let now = now_ms();
+    let plan = {
+        let mut state = inner.state.borrow_mut();
+        if state.closed {
+            return;
+        }
+        state.cache.get(&key, now)
+    };
+    match plan {
+        // Fired a little early: arm again for the real start of the window.
+        Plan::Use => inner.schedule(&key),
+        Plan::UseAndRefresh(id) | Plan::Fetch(id) => {
+            spawn_local(run_flight(inner.clone(), key, id, true))
+        }
+        Plan::Wait(_) => {}
+    }
+}

@@ -1,0 +1,129 @@
+//! The few host functions the glue needs, bound on `globalThis` so the same wasm runs in
+//! browsers, Node and workerd (`web_sys::window()` is `None` outside browsers).
+
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::core::error::VccError;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch` (window, worker, Node and workerd alike).
+    #[wasm_bindgen(js_name = fetch, catch)]
+    pub fn global_fetch(request: &web_sys::Request) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// Uniform in [0, 1), for retry jitter.
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// A one-shot timer, cancelled on drop.
+///
+/// Not `gloo_timers::callback::Timeout`: that keeps the handle private, and in Node the
+/// handle's `unref()` must be called so that a pending refresh timer never keeps the
+/// process alive. Browsers return a number (nothing to unref); Node a `Timeout` object.
+pub struct Timer {
+    id: JsValue,
+    _closure: Closure<dyn FnMut()>,
+}
+
+impl Timer {
+    /// Calls `f` after `ms`. With `keep_alive` false the timer does not hold a Node
+    /// process open.
+    pub fn new(ms: u64, keep_alive: bool, f: impl FnOnce() + 'static) -> Self {
+        let closure = Closure::once(f);
+        // setTimeout takes a 32-bit delay; longer ones would fire at once.
+        let ms = ms.min(i32::MAX as u64) as f64;
+        let id = set_timeout(closure.as_ref().unchecked_ref(), ms);
+        if !keep_alive && id.is_object() {
+            if let Ok(unref) = Reflect::get(&id, &JsValue::from_str("unref")) {
+                if let Some(unref) = unref.dyn_ref::<Function>() {
+                    let _ = unref.call0(&id);
+                }
+            }
+        }
+        Self {
+            id,
+            _closure: closure,
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(&self.id);
+    }
+}
+
+/// Resolves after `ms` (retry backoff).
+pub async fn sleep(ms: u64, keep_alive: bool) {
+    let (tx, rx) = futures_channel::oneshot::channel::<()>();
+    let _timer = Timer::new(ms, keep_alive, move || {
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+/// Turns a [`VccError`] into a JS `Error` named `VccError` with `code` (and `status`,
+/// `retryAfterMs` when known).
+pub fn to_js_error(e: &VccError) -> JsValue {
+    let err = js_sys::Error::new(&e.message);
+    err.set_name("VccError");
+    let _ = Reflect::set(&err, &"code".into(), &e.code.as_str().into());
+    if let Some(s) = e.status {
+        let _ = Reflect::set(&err, &"status".into(), &JsValue::from(s));
+    }
+    if let Some(ms) = e.retry_after_ms {
+        let _ = Reflect::set(&err, &"retryAfterMs".into(), &JsValue::from(ms as f64));
+    }
+    err.into()
+}
+
+/// A plain object builder for results and events.
+pub struct Obj(pub Object);
+
+impl Obj {
+    /// An empty object.
+    pub fn new() -> Self {
+        Self(Object::new())
+    }
+
+    /// Sets a property (never fails on a plain object).
+    pub fn set(&self, key: &str, value: impl Into<JsValue>) -> &Self {
+        let _ = Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
+        self
+    }
+
+    /// Sets a number property if present.
+    pub fn set_opt(&self, key: &str, value: Option<u64>) -> &Self {
+        if let Some(v) = value {
+            self.set(key, v as f64);
+        }
+        self
+    }
+}
+
+/// `globalThis.navigator.userAgent == "Cloudflare-Workers"`: workerd, where timers
+/// cannot do I/O outside a request, so proactive refresh is off by default.
+pub fn is_workerd() -> bool {
+    let global = js_sys::global();
+    Reflect::get(&global, &"navigator".into())
+        .ok()
+        .filter(JsValue::is_object)
+        .and_then(|n| Reflect::get(&n, &"userAgent".into()).ok())
+        .and_then(|ua| ua.as_string())
+        .is_some_and(|ua| ua == "Cloudflare-Workers")
+}
