@@ -16,12 +16,7 @@ use serde_json::{json, Value};
 use crate::state::{now_ms, Emulator, Seen};
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
 }
 
 /// Which scope a request needs, or an error answer for unknown paths / methods.
@@ -29,18 +24,10 @@ fn required_scope(method: &Method, path: &str) -> Result<&'static str, StatusCod
     let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
     let read = method == Method::GET || method == Method::HEAD;
     if under("/agents-availability") {
-        return if read {
-            Ok("agents-availability:read")
-        } else {
-            Err(StatusCode::METHOD_NOT_ALLOWED)
-        };
+        return if read { Ok("agents-availability:read") } else { Err(StatusCode::METHOD_NOT_ALLOWED) };
     }
     if under("/useradmin/users") {
-        return if read {
-            Ok("users:read")
-        } else {
-            Ok("users:write")
-        };
+        return if read { Ok("users:read") } else { Ok("users:write") };
     }
     if path == "/interaction-content/interactions/delete-batch" {
         return if method == Method::POST {
@@ -57,37 +44,24 @@ fn required_scope(method: &Method, path: &str) -> Result<&'static str, StatusCod
         };
     }
     if under("/stats") {
-        return if read {
-            Ok("stats")
-        } else {
-            Err(StatusCode::METHOD_NOT_ALLOWED)
-        };
+        return if read { Ok("stats") } else { Err(StatusCode::METHOD_NOT_ALLOWED) };
     }
     Err(StatusCode::NOT_FOUND)
 }
 
-const SKILLS: &[(&str, [u32; 4])] = &[
-    ("Sales", [10, 3, 0, 2]),
-    ("Service", [7, 1, 2, 4]),
-    ("Support", [5, 2, 1, 6]),
-    ("Billing", [3, 0, 1, 1]),
-];
+const SKILLS: &[(&str, [u32; 4])] =
+    &[("Sales", [10, 3, 0, 2]), ("Service", [7, 1, 2, 4]), ("Support", [5, 2, 1, 6]), ("Billing", [3, 0, 1, 1])];
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 fn agents_availability(query: Option<&str>) -> Value {
-    let wanted: Option<Vec<String>> = query_param(query, "skillNames")
-        .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
+    let wanted: Option<Vec<String>> =
+        query_param(query, "skillNames").map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
     let mut totals = [0u32; 4];
     for (name, counts) in SKILLS {
-        if wanted
-            .as_ref()
-            .is_none_or(|w| w.iter().any(|x| x.eq_ignore_ascii_case(name)))
-        {
+        if wanted.as_ref().is_none_or(|w| w.iter().any(|x| x.eq_ignore_ascii_case(name))) {
             for (t, c) in totals.iter_mut().zip(counts) {
                 *t += c;
             }
@@ -96,10 +70,8 @@ fn agents_availability(query: Option<&str>) -> Value {
     json!({ "Ready": totals[0], "Away": totals[1], "Extended Away": totals[2], "Logged Out": totals[3] })
 }
 
-const FIRST: &[&str] = &[
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus",
-    "Radia", "Tim",
-];
+const FIRST: &[&str] =
+    &["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus", "Radia", "Tim"];
 const LAST: &[&str] = &[
     "Lovelace",
     "Hopper",
@@ -133,26 +105,13 @@ fn user(id: u32) -> Value {
 }
 
 fn users(query: Option<&str>) -> Value {
-    let page: u32 = query_param(query, "page")
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    let limit: u32 = query_param(query, "limit")
-        .and_then(|p| p.parse().ok())
-        .filter(|l| (1..=100).contains(l))
-        .unwrap_or(10);
-    let active_only =
-        query_param(query, "include").is_some_and(|v| v.eq_ignore_ascii_case("Active"));
-    let all: Vec<Value> = (1..=USER_COUNT)
-        .map(user)
-        .filter(|u| !active_only || u["active"] == json!(true))
-        .collect();
+    let page: u32 = query_param(query, "page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let limit: u32 =
+        query_param(query, "limit").and_then(|p| p.parse().ok()).filter(|l| (1..=100).contains(l)).unwrap_or(10);
+    let active_only = query_param(query, "include").is_some_and(|v| v.eq_ignore_ascii_case("Active"));
+    let all: Vec<Value> = (1..=USER_COUNT).map(user).filter(|u| !active_only || u["active"] == json!(true)).collect();
     let total = all.len() as u32;
-    let items: Vec<Value> = all
-        .into_iter()
-        .skip(((page - 1) * limit) as usize)
-        .take(limit as usize)
-        .collect();
+    let items: Vec<Value> = all.into_iter().skip(((page - 1) * limit) as usize).take(limit as usize).collect();
     json!({ "items": items, "page": page, "limit": limit, "total": total })
 }
 
@@ -176,14 +135,8 @@ fn stats(path: &str) -> Option<Value> {
 }
 
 fn interaction_content(method: &Method, path: &str, query: Option<&str>) -> Response {
-    let rest = path
-        .trim_start_matches("/interaction-content/interactions")
-        .trim_start_matches('/');
-    let segs: Vec<&str> = if rest.is_empty() {
-        vec![]
-    } else {
-        rest.split('/').collect()
-    };
+    let rest = path.trim_start_matches("/interaction-content/interactions").trim_start_matches('/');
+    let segs: Vec<&str> = if rest.is_empty() { vec![] } else { rest.split('/').collect() };
     match (method.clone(), segs.as_slice()) {
         (Method::GET, []) => json_response(
             StatusCode::OK,
@@ -192,36 +145,28 @@ fn interaction_content(method: &Method, path: &str, query: Option<&str>) -> Resp
                 { "guid": "5f0c2a8e-0002", "start": query_param(query, "start"), "channel": "Chat", "contentKeys": ["transcript"] },
             ]}),
         ),
-        (Method::GET, [guid]) => json_response(
-            StatusCode::OK,
-            json!({ "guid": guid, "channel": "Voice", "contentKeys": ["recording"] }),
-        ),
-        (Method::GET, [_, "content", key]) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            format!("content of {key}"),
-        )
-            .into_response(),
-        (Method::DELETE, [_]) => StatusCode::NO_CONTENT.into_response(),
-        (Method::POST, ["delete-batch"]) => {
-            json_response(StatusCode::OK, json!({ "accepted": true }))
+        (Method::GET, [guid]) => {
+            json_response(StatusCode::OK, json!({ "guid": guid, "channel": "Voice", "contentKeys": ["recording"] }))
         }
+        (Method::GET, [_, "content", key]) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], format!("content of {key}"))
+                .into_response()
+        }
+        (Method::DELETE, [_]) => StatusCode::NO_CONTENT.into_response(),
+        (Method::POST, ["delete-batch"]) => json_response(StatusCode::OK, json!({ "accepted": true })),
         _ => json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" })),
     }
 }
 
 fn valid_accept(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',').any(|part| {
-                let p = part.trim().to_ascii_lowercase();
-                p.strip_prefix("application/vnd.newvoicemedia.v")
-                    .and_then(|r| r.strip_suffix("+json"))
-                    .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-            })
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| {
+        a.split(',').any(|part| {
+            let p = part.trim().to_ascii_lowercase();
+            p.strip_prefix("application/vnd.newvoicemedia.v")
+                .and_then(|r| r.strip_suffix("+json"))
+                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
         })
+    })
 }
 
 pub async fn api(
@@ -233,42 +178,24 @@ pub async fn api(
 ) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().map(str::to_owned);
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let token = auth.as_deref().and_then(|a| {
-        a.strip_prefix("Bearer ")
-            .or_else(|| a.strip_prefix("bearer "))
-    });
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
     let now = now_ms();
     let issued = token.and_then(|t| emu.lock().tokens.get(t).cloned());
     let client_id = issued.as_ref().map(|i| i.client_id.clone());
 
-    let delay = client_id
-        .as_deref()
-        .map(|c| emu.lock().fault_flag(c, |f| f.api_delay_ms))
-        .unwrap_or(0);
+    let delay = client_id.as_deref().map(|c| emu.lock().fault_flag(c, |f| f.api_delay_ms)).unwrap_or(0);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let response = answer(
-        &emu,
-        &method,
-        &path,
-        query.as_deref(),
-        &headers,
-        token,
-        issued.as_ref(),
-        now,
-        &body,
-    );
+    let response = answer(&emu, &method, &path, query.as_deref(), &headers, token, issued.as_ref(), now, &body);
 
     let mut seen_headers = BTreeMap::new();
     for (name, value) in &headers {
         let v = if name == header::AUTHORIZATION {
             match (&issued, token) {
-                (Some(i), _) if i.expires_at_ms > now => "Bearer <valid token>".to_owned(),
+                (Some(i), _) if i.valid_at(now) => "Bearer <valid token>".to_owned(),
+                (Some(i), _) if i.revoked => "Bearer <revoked token>".to_owned(),
                 (Some(_), _) => "Bearer <expired token>".to_owned(),
                 (None, Some(_)) => "Bearer <unknown token>".to_owned(),
                 (None, None) => "<not a bearer token>".to_owned(),
@@ -284,9 +211,7 @@ pub async fn api(
         let s = inner.stats_for(c);
         s.api_requests += 1;
         match status {
-            401 if response.headers().contains_key(header::WWW_AUTHENTICATE) => {
-                s.api_401_invalid_token += 1
-            }
+            401 if response.headers().contains_key(header::WWW_AUTHENTICATE) => s.api_401_invalid_token += 1,
             401 => s.api_401_unauthorized += 1,
             _ => {}
         }
@@ -294,15 +219,7 @@ pub async fn api(
     if emu.verbose {
         eprintln!("{method} {path} -> {status}");
     }
-    inner.record(Seen {
-        method: method.to_string(),
-        path,
-        query,
-        headers: seen_headers,
-        client_id,
-        status,
-        at: now,
-    });
+    inner.record(Seen { method: method.to_string(), path, query, headers: seen_headers, client_id, status, at: now });
     response
 }
 
@@ -321,10 +238,7 @@ fn answer(
     let scope = match required_scope(method, path) {
         Ok(s) => s,
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
-            return json_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({ "message": "Method Not Allowed" }),
-            )
+            return json_response(StatusCode::METHOD_NOT_ALLOWED, json!({ "message": "Method Not Allowed" }))
         }
         Err(_) => return json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" })),
     };
@@ -334,22 +248,17 @@ fn answer(
             json!({ "error": "invalid_request", "error_description": "The access token is missing" }),
         );
     }
-    let Some(issued) = issued.filter(|i| i.expires_at_ms > now) else {
+    let Some(issued) = issued.filter(|i| i.valid_at(now)) else {
         let mut r = json_response(
             StatusCode::UNAUTHORIZED,
             json!({ "error": "invalid_token", "error_description": "The access token is invalid or has expired" }),
         );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));
         return r;
     };
     if !issued.scopes.iter().any(|s| s == scope) {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({ "message": "Unauthorized" }),
-        );
+        return json_response(StatusCode::UNAUTHORIZED, json!({ "message": "Unauthorized" }));
     }
     if !valid_accept(headers) {
         return json_response(
@@ -358,16 +267,10 @@ fn answer(
         );
     }
     if emu.lock().take_fault(&issued.client_id, |f| &mut f.api5xx) {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "message": "Service Unavailable" }),
-        );
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({ "message": "Service Unavailable" }));
     }
     if body.len() > 100 * 1024 {
-        return json_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({ "message": "Request body too large" }),
-        );
+        return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({ "message": "Request body too large" }));
     }
     if path == "/agents-availability" {
         return json_response(StatusCode::OK, agents_availability(query));
@@ -376,31 +279,18 @@ fn answer(
         return json_response(StatusCode::OK, users(query));
     }
     if let Some(id) = path.strip_prefix("/useradmin/users/") {
-        return match id
-            .parse::<u32>()
-            .ok()
-            .filter(|i| (1..=USER_COUNT).contains(i))
-        {
+        return match id.parse::<u32>().ok().filter(|i| (1..=USER_COUNT).contains(i)) {
             Some(i) if *method == Method::GET => json_response(StatusCode::OK, user(i)),
             Some(i) => {
                 let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                json_response(
-                    StatusCode::OK,
-                    json!({ "id": i, "updated": true, "received": sent }),
-                )
+                json_response(StatusCode::OK, json!({ "id": i, "updated": true, "received": sent }))
             }
-            None => json_response(
-                StatusCode::NOT_FOUND,
-                json!({ "message": "User not found" }),
-            ),
+            None => json_response(StatusCode::NOT_FOUND, json!({ "message": "User not found" })),
         };
     }
     if path == "/useradmin/users" {
         let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        return json_response(
-            StatusCode::CREATED,
-            json!({ "id": USER_COUNT + 1, "received": sent }),
-        );
+        return json_response(StatusCode::CREATED, json!({ "id": USER_COUNT + 1, "received": sent }));
     }
     if path.starts_with("/interaction-content") {
         return interaction_content(method, path, query);

@@ -28,21 +28,10 @@ pub async fn health() -> Response {
 /// Registers (or replaces) a client; tests use one client each for isolation.
 pub async fn add_client(State(emu): State<Arc<Emulator>>, Json(c): Json<NewClient>) -> Response {
     if c.id.is_empty() || c.secret.is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "id and secret are required" })),
-        )
-            .into_response();
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "id and secret are required" }))).into_response();
     }
     let lifetime_s = c.lifetime_seconds.unwrap_or(emu.default_lifetime_s).max(1);
-    emu.add_client(
-        c.id.clone(),
-        ClientConfig {
-            secret: c.secret,
-            scopes: c.scopes,
-            lifetime_s,
-        },
-    );
+    emu.add_client(c.id.clone(), ClientConfig { secret: c.secret, scopes: c.scopes, lifetime_s });
     Json(json!({ "ok": true, "id": c.id, "lifetimeSeconds": lifetime_s })).into_response()
 }
 
@@ -69,18 +58,16 @@ pub struct ClientFilter {
 }
 
 /// Revokes every token (of one client, or all): the next API call gets 401 invalid_token.
-pub async fn revoke(
-    State(emu): State<Arc<Emulator>>,
-    body: Option<Json<ClientFilter>>,
-) -> Response {
+pub async fn revoke(State(emu): State<Arc<Emulator>>, body: Option<Json<ClientFilter>>) -> Response {
     let filter = body.map(|b| b.0).unwrap_or_default();
     let mut inner = emu.lock();
-    let before = inner.tokens.len();
-    match &filter.client_id {
-        Some(id) => inner.tokens.retain(|_, t| &t.client_id != id),
-        None => inner.tokens.clear(),
+    let mut revoked = 0;
+    for t in inner.tokens.values_mut() {
+        if !t.revoked && filter.client_id.as_ref().is_none_or(|id| &t.client_id == id) {
+            t.revoked = true;
+            revoked += 1;
+        }
     }
-    let revoked = before - inner.tokens.len();
     Json(json!({ "ok": true, "revoked": revoked })).into_response()
 }
 
@@ -98,12 +85,8 @@ pub async fn stats(State(emu): State<Arc<Emulator>>, Query(q): Query<ClientFilte
 /// The last API requests as received (Authorization shown only as valid/expired/unknown).
 pub async fn requests(State(emu): State<Arc<Emulator>>, Query(q): Query<ClientFilter>) -> Response {
     let inner = emu.lock();
-    let seen: Vec<_> = inner
-        .seen
-        .iter()
-        .filter(|s| q.client_id.is_none() || s.client_id == q.client_id)
-        .cloned()
-        .collect();
+    let seen: Vec<_> =
+        inner.seen.iter().filter(|s| q.client_id.is_none() || s.client_id == q.client_id).cloned().collect();
     Json(json!({ "requests": seen })).into_response()
 }
 

@@ -16,6 +16,7 @@ mod token;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
@@ -51,37 +52,20 @@ struct Args {
 fn parse_client(spec: &str, lifetime: u64) -> Result<(String, ClientConfig), String> {
     let mut parts = spec.splitn(3, ':');
     let (Some(id), Some(secret), Some(scopes)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "--client wants id:secret:scopes, got {} parts",
-            spec.split(':').count()
-        ));
+        return Err(format!("--client wants id:secret:scopes, got {} parts", spec.split(':').count()));
     };
     if id.is_empty() || secret.is_empty() {
         return Err("--client id and secret must not be empty".into());
     }
-    let scopes = scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    Ok((
-        id.to_owned(),
-        ClientConfig {
-            secret: secret.to_owned(),
-            scopes,
-            lifetime_s: lifetime,
-        },
-    ))
+    let scopes = scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    Ok((id.to_owned(), ClientConfig { secret: secret.to_owned(), scopes, lifetime_s: lifetime }))
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let specs = if args.clients.is_empty() {
-        vec!["demo-client:demo-secret:*".to_owned()]
-    } else {
-        args.clients.clone()
-    };
+    let specs =
+        if args.clients.is_empty() { vec!["demo-client:demo-secret:*".to_owned()] } else { args.clients.clone() };
     let emulator = Emulator::new(args.token_lifetime, args.verbose);
     for spec in &specs {
         match parse_client(spec, args.token_lifetime) {
@@ -110,7 +94,9 @@ async fn main() {
     let local = listener.local_addr().expect("bound socket has an address");
     let url = format!("http://{local}");
     if !local.ip().is_loopback() {
-        eprintln!("vcc-emulator: WARNING: listening beyond loopback; /_emulator/ control endpoints are unauthenticated");
+        eprintln!(
+            "vcc-emulator: WARNING: listening beyond loopback; /_emulator/ control endpoints are unauthenticated"
+        );
     }
     if let Some(path) = &args.url_file {
         if let Err(e) = std::fs::write(path, &url) {
@@ -121,19 +107,12 @@ async fn main() {
     println!(
         "vcc-emulator listening on {url} (token lifetime {} s; clients: {})",
         args.token_lifetime,
-        specs
-            .iter()
-            .map(|s| s.split(':').next().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join(", ")
+        specs.iter().map(|s| s.split(':').next().unwrap_or("")).collect::<Vec<_>>().join(", ")
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         eprintln!("vcc-emulator: server error: {e}");
         std::process::exit(1);
     }
@@ -150,6 +129,8 @@ fn router(emulator: Arc<Emulator>) -> Router {
         .route("/_emulator/requests", get(control::requests))
         .route("/_emulator/reset", post(control::reset))
         .fallback(api::api)
-        .layer(CorsLayer::very_permissive())
+        // Browsers hide non-safelisted response headers cross-origin; the client needs
+        // Retry-After (429 backoff) and WWW-Authenticate (401 classification).
+        .layer(CorsLayer::very_permissive().expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE]))
         .with_state(emulator)
 }

@@ -45,6 +45,14 @@ pub struct Issued {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub expires_at_ms: u64,
+    /// Revoked tokens are kept (marked) so a 401 can still be attributed to its client.
+    pub revoked: bool,
+}
+
+impl Issued {
+    pub fn valid_at(&self, now_ms: u64) -> bool {
+        !self.revoked && self.expires_at_ms > now_ms
+    }
 }
 
 /// Counters per client.
@@ -93,19 +101,12 @@ pub struct Emulator {
 pub const SEEN_LIMIT: usize = 500;
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Emulator {
     pub fn new(default_lifetime_s: u64, verbose: bool) -> Self {
-        Self {
-            default_lifetime_s,
-            verbose,
-            inner: Mutex::new(Inner::default()),
-        }
+        Self { default_lifetime_s, verbose, inner: Mutex::new(Inner::default()) }
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -135,12 +136,7 @@ impl Inner {
     }
 
     pub fn fault_flag(&self, client_id: &str, pick: impl Fn(&Faults) -> u64) -> u64 {
-        [client_id, ""]
-            .iter()
-            .filter_map(|id| self.faults.get(*id))
-            .map(pick)
-            .max()
-            .unwrap_or(0)
+        [client_id, ""].iter().filter_map(|id| self.faults.get(*id)).map(pick).max().unwrap_or(0)
     }
 
     pub fn stats_for(&mut self, client_id: &str) -> &mut Stats {

@@ -17,10 +17,7 @@ use crate::state::{now_ms, Emulator, Issued};
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,
-        [
-            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
         body.to_string(),
     )
         .into_response()
@@ -37,16 +34,10 @@ fn oauth_error(error: &str, description: Option<&str>) -> Response {
 /// Client id and secret from HTTP Basic (RFC 6749 §2.3.1: form-urlencoded, then base64).
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
+    let b64 = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
     let decoded = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
+    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
     Some((unescape(id)?, unescape(secret)?))
 }
 
@@ -68,26 +59,16 @@ fn make_jwt(client_id: &str, scope: &str, iat_s: u64, exp_s: u64, serial: u64) -
     format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
-pub async fn token_endpoint(
-    State(emu): State<Arc<Emulator>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     let (client_id, secret) = match basic_credentials(&headers) {
         Some(c) => c,
-        None => (
-            field("client_id").unwrap_or_default(),
-            field("client_secret").unwrap_or_default(),
-        ),
+        None => (field("client_id").unwrap_or_default(), field("client_secret").unwrap_or_default()),
     };
 
     // Faults are looked up by the claimed client id, before the secret is checked, as a
@@ -102,10 +83,7 @@ pub async fn token_endpoint(
     }
     let mut inner = emu.lock();
     if inner.fault_flag(&client_id, |f| u64::from(f.token_down)) > 0 {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "message": "Service Unavailable" }),
-        );
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({ "message": "Service Unavailable" }));
     }
     if inner.take_fault(&client_id, |f| &mut f.token5xx) {
         return json_response(
@@ -120,62 +98,35 @@ pub async fn token_endpoint(
         );
     }
     if inner.take_fault(&client_id, |f| &mut f.token429) {
-        let retry_after = [client_id.as_str(), ""]
-            .iter()
-            .find_map(|id| inner.faults.get(*id).and_then(|f| f.retry_after));
-        let mut r = json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({ "message": "Too Many Requests" }),
-        );
+        let retry_after =
+            [client_id.as_str(), ""].iter().find_map(|id| inner.faults.get(*id).and_then(|f| f.retry_after));
+        let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, json!({ "message": "Too Many Requests" }));
         if let Some(s) = retry_after {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         return r;
     }
     if inner.take_fault(&client_id, |f| &mut f.token_malformed) {
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"access_token\": \"eyJ",
-        )
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"access_token\": \"eyJ")
             .into_response();
     }
     if !is_form {
-        return oauth_error(
-            "invalid_request",
-            Some("The request body must be application/x-www-form-urlencoded"),
-        );
+        return oauth_error("invalid_request", Some("The request body must be application/x-www-form-urlencoded"));
     }
     if field("grant_type").as_deref() != Some("client_credentials") {
         return oauth_error("unsupported_grant_type", Some("Invalid grant_type"));
     }
-    let Some(client) = inner
-        .clients
-        .get(&client_id)
-        .cloned()
-        .filter(|c| c.secret == secret)
-    else {
+    let Some(client) = inner.clients.get(&client_id).cloned().filter(|c| c.secret == secret) else {
         return oauth_error("invalid_client", None);
     };
-    let mut scopes: Vec<String> = field("scope")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let mut scopes: Vec<String> = field("scope").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
     if scopes.is_empty() {
         return oauth_error("invalid_scope", Some("You must specify a scope"));
     }
     scopes.sort();
     scopes.dedup();
-    if let Some(bad) = scopes
-        .iter()
-        .find(|s| !client.scopes.iter().any(|g| g == "*" || g == *s))
-    {
-        return oauth_error(
-            "invalid_scope",
-            Some(&format!("\"{bad}\" is an invalid scope")),
-        );
+    if let Some(bad) = scopes.iter().find(|s| !client.scopes.iter().any(|g| g == "*" || g == *s)) {
+        return oauth_error("invalid_scope", Some(&format!("\"{bad}\" is an invalid scope")));
     }
     let scope = scopes.join(" ");
     let now = now_ms();
@@ -185,28 +136,14 @@ pub async fn token_endpoint(
     let serial = inner.issued_count;
     let token = make_jwt(&client_id, &scope, now / 1000, expires_at_ms / 1000, serial);
     if inner.tokens.len() > 50_000 {
-        inner.tokens.retain(|_, t| t.expires_at_ms > now);
+        inner.tokens.retain(|_, t| t.valid_at(now));
     }
-    inner.tokens.insert(
-        token.clone(),
-        Issued {
-            client_id: client_id.clone(),
-            scopes,
-            expires_at_ms,
-        },
-    );
-    *inner
-        .stats_for(&client_id)
-        .token_requests
-        .entry(scope)
-        .or_default() += 1;
+    inner.tokens.insert(token.clone(), Issued { client_id: client_id.clone(), scopes, expires_at_ms, revoked: false });
+    *inner.stats_for(&client_id).token_requests.entry(scope).or_default() += 1;
     if emu.verbose {
         eprintln!("token issued to {client_id} (#{serial}, {lifetime_s} s)");
     }
     // VCC has been seen answering both "Bearer" and "bearer".
     let token_type = if serial % 2 == 0 { "bearer" } else { "Bearer" };
-    json_response(
-        StatusCode::OK,
-        json!({ "access_token": token, "expires_in": lifetime_s, "token_type": token_type }),
-    )
+    json_response(StatusCode::OK, json!({ "access_token": token, "expires_in": lifetime_s, "token_type": token_type }))
 }

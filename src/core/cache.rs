@@ -95,14 +95,7 @@ struct Entry<W> {
 
 impl<W> Default for Entry<W> {
     fn default() -> Self {
-        Self {
-            token: None,
-            serial: 0,
-            flight: None,
-            consecutive_failures: 0,
-            retry_at: 0,
-            info: Info::default(),
-        }
+        Self { token: None, serial: 0, flight: None, consecutive_failures: 0, retry_at: 0, info: Info::default() }
     }
 }
 
@@ -116,11 +109,7 @@ pub struct TokenCache<K, W> {
 impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
     /// An empty cache with the given margins.
     pub fn new(margins: Margins) -> Self {
-        Self {
-            entries: HashMap::new(),
-            margins,
-            next_flight: 1,
-        }
+        Self { entries: HashMap::new(), margins, next_flight: 1 }
     }
 
     /// The margins in use.
@@ -141,10 +130,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
         let mut start = |e: &mut Entry<W>| {
             let id = *next;
             *next += 1;
-            e.flight = Some(Flight {
-                id,
-                waiters: Vec::new(),
-            });
+            e.flight = Some(Flight { id, waiters: Vec::new() });
             e.info.in_flight = true;
             id
         };
@@ -183,12 +169,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
 
     /// Registers a waiter on flight `id`. Gives the waiter back if that flight is over.
     pub fn wait(&mut self, key: &K, id: FlightId, waiter: W) -> Result<(), W> {
-        match self
-            .entries
-            .get_mut(key)
-            .and_then(|e| e.flight.as_mut())
-            .filter(|f| f.id == id)
-        {
+        match self.entries.get_mut(key).and_then(|e| e.flight.as_mut()).filter(|f| f.id == id) {
             Some(f) => {
                 f.waiters.push(waiter);
                 Ok(())
@@ -198,19 +179,9 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
     }
 
     /// Records the result of flight `id` and returns who to wake.
-    pub fn finish(
-        &mut self,
-        key: &K,
-        id: FlightId,
-        result: Result<Token, VccError>,
-        now: u64,
-    ) -> Finished<W> {
+    pub fn finish(&mut self, key: &K, id: FlightId, result: Result<Token, VccError>, now: u64) -> Finished<W> {
         let Some(e) = self.entries.get_mut(key) else {
-            return Finished {
-                waiters: Vec::new(),
-                outcome: result.map(|t| t.value),
-                event: Event::Fetched,
-            };
+            return Finished { waiters: Vec::new(), outcome: result.map(|t| t.value), event: Event::Fetched };
         };
         let waiters = match e.flight.take() {
             Some(f) if f.id == id => f.waiters,
@@ -222,11 +193,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
         e.info.in_flight = e.flight.is_some();
         match result {
             Ok(token) => {
-                let event = if e.token.is_some() {
-                    Event::Refreshed
-                } else {
-                    Event::Fetched
-                };
+                let event = if e.token.is_some() { Event::Refreshed } else { Event::Fetched };
                 match event {
                     Event::Refreshed => e.info.refreshes += 1,
                     _ => e.info.fetches += 1,
@@ -237,11 +204,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
                 e.serial += 1;
                 let value = token.value.clone();
                 e.token = Some(token);
-                Finished {
-                    waiters,
-                    outcome: Ok(value),
-                    event,
-                }
+                Finished { waiters, outcome: Ok(value), event }
             }
             Err(error) => {
                 e.info.failures += 1;
@@ -250,20 +213,12 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
                 match e.token.as_ref().filter(|t| now < t.expires_at) {
                     Some(t) => {
                         e.retry_at = now + RetryPolicy::background_retry_in(e.consecutive_failures);
-                        Finished {
-                            waiters,
-                            outcome: Ok(t.value.clone()),
-                            event: Event::RefreshFailed(error),
-                        }
+                        Finished { waiters, outcome: Ok(t.value.clone()), event: Event::RefreshFailed(error) }
                     }
                     None => {
                         e.token = None;
                         e.retry_at = 0;
-                        Finished {
-                            waiters,
-                            outcome: Err(error.clone()),
-                            event: Event::Failed(error),
-                        }
+                        Finished { waiters, outcome: Err(error.clone()), event: Event::Failed(error) }
                     }
                 }
             }
@@ -338,11 +293,7 @@ mod tests {
     type Cache = TokenCache<&'static str, u32>;
 
     fn tok(text: &str, at: u64, lifetime: u64) -> Token {
-        Token {
-            value: AccessToken::new(text.into()),
-            obtained_at: at,
-            expires_at: at + lifetime,
-        }
+        Token { value: AccessToken::new(text.into()), obtained_at: at, expires_at: at + lifetime }
     }
 
     fn net_err() -> VccError {
@@ -352,9 +303,7 @@ mod tests {
     #[test]
     fn concurrent_cold_callers_share_one_flight() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
         c.wait(&"k", id, 0).unwrap();
         for i in 1..1000 {
             assert_eq!(c.get(&"k", 1), Plan::Wait(id));
@@ -374,15 +323,11 @@ mod tests {
     #[test]
     fn refresh_ahead_serves_cached_and_starts_exactly_one_background_refresh() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 5_000)), 0);
         assert_eq!(c.next_wakeup(&"k"), Some(2_500));
         assert_eq!(c.get(&"k", 2_499), Plan::Use);
-        let Plan::UseAndRefresh(r) = c.get(&"k", 2_500) else {
-            panic!()
-        };
+        let Plan::UseAndRefresh(r) = c.get(&"k", 2_500) else { panic!() };
         assert_eq!(c.get(&"k", 2_600), Plan::Use, "only one background refresh");
         assert_eq!(c.next_wakeup(&"k"), None, "no timer while a flight runs");
         // inside the hard margin callers wait for the flight already running
@@ -410,39 +355,27 @@ mod tests {
             }
             now += 10; // a call every 10 ms: 2000 calls
         }
-        assert!(
-            (7..=9).contains(&requests),
-            "{requests} token requests for 20 s of 5 s tokens"
-        );
+        assert!((7..=9).contains(&requests), "{requests} token requests for 20 s of 5 s tokens");
     }
 
     #[test]
     fn failed_refresh_keeps_serving_a_valid_token_then_retries_later() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 10_000)), 0);
         // hard margin at 9 s: callers wait for the fetch...
-        let Plan::Fetch(id) = c.get(&"k", 9_100) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 9_100) else { panic!() };
         c.wait(&"k", id, 1).unwrap();
         let f = c.finish(&"k", id, Err(net_err()), 9_200);
         // ...which failed, so they get the still-valid cached token
         assert_eq!(f.outcome.unwrap().expose(), "A");
         assert!(matches!(f.event, Event::RefreshFailed(_)));
-        assert_eq!(
-            c.info(&"k").unwrap().last_error.unwrap().code,
-            ErrorCode::Network
-        );
+        assert_eq!(c.info(&"k").unwrap().last_error.unwrap().code, ErrorCode::Network);
         // and the next caller within the backoff does not hammer the endpoint
         assert_eq!(c.get(&"k", 9_300), Plan::Use);
         assert_eq!(c.next_wakeup(&"k"), Some(10_200));
         // once expired, the error surfaces
-        let Plan::Fetch(id) = c.get(&"k", 10_000) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 10_000) else { panic!() };
         let f = c.finish(&"k", id, Err(net_err()), 10_100);
         assert_eq!(f.outcome.unwrap_err().code, ErrorCode::Network);
         assert!(c.current(&"k").is_none());
@@ -452,21 +385,14 @@ mod tests {
     #[test]
     fn invalidate_only_if_same_token() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 60_000)), 0);
         let a = c.current(&"k").unwrap().0.value.clone();
         // another caller already replaced A with B
         c.invalidate(Some(&"k"));
-        let Plan::Fetch(id) = c.get(&"k", 1) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 1) else { panic!() };
         c.finish(&"k", id, Ok(tok("B", 1, 60_000)), 1);
-        assert!(
-            !c.invalidate_if(&"k", &a),
-            "a stale rejection must not drop B"
-        );
+        assert!(!c.invalidate_if(&"k", &a), "a stale rejection must not drop B");
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
         let b = c.current(&"k").unwrap().0.value.clone();
         assert!(c.invalidate_if(&"k", &b));
@@ -476,20 +402,14 @@ mod tests {
     #[test]
     fn keys_are_independent_and_serial_tracks_changes() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(a) = c.get(&"a", 0) else {
-            panic!()
-        };
-        let Plan::Fetch(b) = c.get(&"b", 0) else {
-            panic!()
-        };
+        let Plan::Fetch(a) = c.get(&"a", 0) else { panic!() };
+        let Plan::Fetch(b) = c.get(&"b", 0) else { panic!() };
         assert_ne!(a, b);
         c.finish(&"a", a, Ok(tok("A", 0, 60_000)), 0);
         assert_eq!(c.get(&"b", 1), Plan::Wait(b));
         let s1 = c.current(&"a").unwrap().1;
         c.invalidate(None);
-        let Plan::Fetch(a2) = c.get(&"a", 2) else {
-            panic!()
-        };
+        let Plan::Fetch(a2) = c.get(&"a", 2) else { panic!() };
         c.finish(&"a", a2, Ok(tok("A2", 2, 60_000)), 2);
         assert!(c.current(&"a").unwrap().1 > s1);
         assert_eq!(c.keys().count(), 2);
@@ -498,17 +418,12 @@ mod tests {
     #[test]
     fn finishing_an_unknown_flight_wakes_nobody() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else {
-            panic!()
-        };
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
         c.wait(&"k", id, 1).unwrap();
         let f = c.finish(&"k", id + 100, Ok(tok("X", 0, 60_000)), 0);
         assert!(f.waiters.is_empty());
         assert_eq!(c.get(&"k", 1), Plan::Use);
         // the real flight still holds its waiter
-        assert_eq!(
-            c.finish(&"k", id, Ok(tok("Y", 0, 60_000)), 1).waiters,
-            vec![1]
-        );
+        assert_eq!(c.finish(&"k", id, Ok(tok("Y", 0, 60_000)), 1).waiters, vec![1]);
     }
 }

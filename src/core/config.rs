@@ -143,9 +143,7 @@ impl Settings {
 fn ms(field: &str, v: Option<f64>, default: u64, min: u64, max: u64) -> Result<u64, VccError> {
     match v {
         None => Ok(default),
-        Some(x) if x.is_finite() && x.fract() == 0.0 && x >= min as f64 && x <= max as f64 => {
-            Ok(x as u64)
-        }
+        Some(x) if x.is_finite() && x.fract() == 0.0 && x >= min as f64 && x <= max as f64 => Ok(x as u64),
         Some(_) => Err(VccError::config(field, "is out of range")),
     }
 }
@@ -154,27 +152,22 @@ impl RawConfig {
     /// Validates everything; the first problem is reported, naming its field.
     pub fn validate(self) -> Result<Settings, VccError> {
         let region = match self.region.as_deref() {
-            Some(r) => Some(Region::parse(r).ok_or_else(|| {
-                VccError::config("region", "must be \"emea\", \"nam\" or \"apac\"")
-            })?),
+            Some(r) => Some(
+                Region::parse(r).ok_or_else(|| VccError::config("region", "must be \"emea\", \"nam\" or \"apac\""))?,
+            ),
             None => None,
         };
-        let base = |field: &str,
-                    given: Option<String>,
-                    from_region: fn(Region) -> String|
-         -> Result<BaseUrl, VccError> {
-            let url = match (given, region) {
-                (Some(u), _) => u,
-                (None, Some(r)) => from_region(r),
-                (None, None) => {
-                    return Err(VccError::config(
-                        "region",
-                        "is required (or give both authBaseUrl and apiBaseUrl)",
-                    ))
-                }
+        let base =
+            |field: &str, given: Option<String>, from_region: fn(Region) -> String| -> Result<BaseUrl, VccError> {
+                let url = match (given, region) {
+                    (Some(u), _) => u,
+                    (None, Some(r)) => from_region(r),
+                    (None, None) => {
+                        return Err(VccError::config("region", "is required (or give both authBaseUrl and apiBaseUrl)"))
+                    }
+                };
+                BaseUrl::parse(&url).map_err(|problem| VccError::config(field, problem))
             };
-            BaseUrl::parse(&url).map_err(|problem| VccError::config(field, problem))
-        };
         let auth_base = base("authBaseUrl", self.auth_base_url, Region::auth_base)?;
         let api_base = base("apiBaseUrl", self.api_base_url, Region::api_base)?;
         let client_id = self
@@ -182,10 +175,7 @@ impl RawConfig {
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| VccError::config("clientId", "is required"))?;
         if client_id.chars().any(char::is_control) {
-            return Err(VccError::config(
-                "clientId",
-                "must not contain control characters",
-            ));
+            return Err(VccError::config("clientId", "must not contain control characters"));
         }
         let client_secret = self
             .client_secret
@@ -194,12 +184,7 @@ impl RawConfig {
         let client_auth = match self.client_auth.as_deref() {
             None | Some("post") => ClientAuth::Post,
             Some("basic") => ClientAuth::Basic,
-            Some(_) => {
-                return Err(VccError::config(
-                    "clientAuth",
-                    "must be \"post\" or \"basic\"",
-                ))
-            }
+            Some(_) => return Err(VccError::config("clientAuth", "must be \"post\" or \"basic\"")),
         };
         let defaults = Margins::default();
         Ok(Settings {
@@ -210,20 +195,8 @@ impl RawConfig {
             client_auth,
             timeout_ms: ms("timeoutMs", self.timeout_ms, 10_000, 1, 600_000)? as u32,
             margins: Margins {
-                hard_cap_ms: ms(
-                    "expiryMarginMs",
-                    self.expiry_margin_ms,
-                    defaults.hard_cap_ms,
-                    0,
-                    3_600_000,
-                )?,
-                soft_cap_ms: ms(
-                    "refreshAheadMs",
-                    self.refresh_ahead_ms,
-                    defaults.soft_cap_ms,
-                    0,
-                    3_600_000,
-                )?,
+                hard_cap_ms: ms("expiryMarginMs", self.expiry_margin_ms, defaults.hard_cap_ms, 0, 3_600_000)?,
+                soft_cap_ms: ms("refreshAheadMs", self.refresh_ahead_ms, defaults.soft_cap_ms, 0, 3_600_000)?,
             },
             retry: RetryPolicy {
                 max_retries: ms("maxRetries", self.max_retries, 3, 0, 10)? as u32,
@@ -259,20 +232,12 @@ mod tests {
     #[test]
     fn region_gives_both_base_urls() {
         let s = raw().validate().unwrap();
-        assert_eq!(
-            s.token_url(),
-            "https://emea.cc.vonage.com/Auth/connect/token"
-        );
+        assert_eq!(s.token_url(), "https://emea.cc.vonage.com/Auth/connect/token");
         assert_eq!(s.api_base.as_string(), "https://emea.api.cc.vonage.com");
         assert_eq!(s.client_auth, ClientAuth::Post);
         assert_eq!(s.timeout_ms, 10_000);
         for (r, host) in [("NAM", "nam"), ("apac", "apac")] {
-            let s = RawConfig {
-                region: Some(r.into()),
-                ..raw()
-            }
-            .validate()
-            .unwrap();
+            let s = RawConfig { region: Some(r.into()), ..raw() }.validate().unwrap();
             assert!(s.api_base.as_string().contains(host));
         }
     }
@@ -293,71 +258,21 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named_and_no_secret_is_shown() {
-        assert!(field_error(RawConfig {
-            region: Some("mars".into()),
-            ..raw()
-        })
-        .starts_with("region"));
-        assert!(field_error(RawConfig {
-            region: None,
-            ..raw()
-        })
-        .starts_with("region"));
-        assert!(field_error(RawConfig {
-            client_id: None,
-            ..raw()
-        })
-        .starts_with("clientId"));
-        assert!(field_error(RawConfig {
-            client_id: Some("  ".into()),
-            ..raw()
-        })
-        .starts_with("clientId"));
-        assert!(field_error(RawConfig {
-            client_secret: None,
-            ..raw()
-        })
-        .starts_with("clientSecret"));
-        assert!(field_error(RawConfig {
-            client_secret: Some(ClientSecret::new(String::new())),
-            ..raw()
-        })
-        .starts_with("clientSecret"));
-        assert!(field_error(RawConfig {
-            auth_base_url: Some("http://evil.example".into()),
-            ..raw()
-        })
-        .starts_with("authBaseUrl"));
-        assert!(field_error(RawConfig {
-            api_base_url: Some("https://a@b".into()),
-            ..raw()
-        })
-        .starts_with("apiBaseUrl"));
-        assert!(field_error(RawConfig {
-            client_auth: Some("jwt".into()),
-            ..raw()
-        })
-        .starts_with("clientAuth"));
-        assert!(field_error(RawConfig {
-            timeout_ms: Some(0.0),
-            ..raw()
-        })
-        .starts_with("timeoutMs"));
-        assert!(field_error(RawConfig {
-            timeout_ms: Some(1.5),
-            ..raw()
-        })
-        .starts_with("timeoutMs"));
-        assert!(field_error(RawConfig {
-            max_retries: Some(11.0),
-            ..raw()
-        })
-        .starts_with("maxRetries"));
-        assert!(field_error(RawConfig {
-            refresh_ahead_ms: Some(-1.0),
-            ..raw()
-        })
-        .starts_with("refreshAheadMs"));
+        assert!(field_error(RawConfig { region: Some("mars".into()), ..raw() }).starts_with("region"));
+        assert!(field_error(RawConfig { region: None, ..raw() }).starts_with("region"));
+        assert!(field_error(RawConfig { client_id: None, ..raw() }).starts_with("clientId"));
+        assert!(field_error(RawConfig { client_id: Some("  ".into()), ..raw() }).starts_with("clientId"));
+        assert!(field_error(RawConfig { client_secret: None, ..raw() }).starts_with("clientSecret"));
+        assert!(field_error(RawConfig { client_secret: Some(ClientSecret::new(String::new())), ..raw() })
+            .starts_with("clientSecret"));
+        assert!(field_error(RawConfig { auth_base_url: Some("http://evil.example".into()), ..raw() })
+            .starts_with("authBaseUrl"));
+        assert!(field_error(RawConfig { api_base_url: Some("https://a@b".into()), ..raw() }).starts_with("apiBaseUrl"));
+        assert!(field_error(RawConfig { client_auth: Some("jwt".into()), ..raw() }).starts_with("clientAuth"));
+        assert!(field_error(RawConfig { timeout_ms: Some(0.0), ..raw() }).starts_with("timeoutMs"));
+        assert!(field_error(RawConfig { timeout_ms: Some(1.5), ..raw() }).starts_with("timeoutMs"));
+        assert!(field_error(RawConfig { max_retries: Some(11.0), ..raw() }).starts_with("maxRetries"));
+        assert!(field_error(RawConfig { refresh_ahead_ms: Some(-1.0), ..raw() }).starts_with("refreshAheadMs"));
     }
 
     #[test]

@@ -77,12 +77,7 @@ pub struct VccError {
 impl VccError {
     /// An error with a code and message and no HTTP details.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            status: None,
-            retry_after_ms: None,
-        }
+        Self { code, message: message.into(), status: None, retry_after_ms: None }
     }
 
     /// `invalid_config` naming a field and what is wrong with it (never its value).
@@ -117,11 +112,7 @@ mod tests {
 
     #[test]
     fn scrub_removes_the_secret_everywhere() {
-        let e = VccError::new(
-            ErrorCode::InvalidClient,
-            "bad s3cr3t! and s3cr3t!".to_string(),
-        )
-        .scrub("s3cr3t!");
+        let e = VccError::new(ErrorCode::InvalidClient, "bad s3cr3t! and s3cr3t!".to_string()).scrub("s3cr3t!");
         assert_eq!(e.to_string(), "bad [redacted] and [redacted]");
         assert!(!format!("{e:?}").contains("s3cr3t!"));
     }

@@ -45,11 +45,7 @@ pub fn token_request(settings: &Settings, scopes: &ScopeSet) -> TokenRequest {
             Some(header)
         }
     };
-    TokenRequest {
-        url: settings.token_url(),
-        body,
-        authorization,
-    }
+    TokenRequest { url: settings.token_url(), body, authorization }
 }
 
 #[cfg(test)]
@@ -80,9 +76,7 @@ mod tests {
             "grant_type=client_credentials&scope=stats+users%3Aread&client_id=my+id&client_secret=s%26c%3Ar%3Dt%2B%C3%A9"
         );
         assert!(r.authorization.is_none());
-        let decoded: Vec<(String, String)> = form_urlencoded::parse(r.body.as_bytes())
-            .into_owned()
-            .collect();
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(r.body.as_bytes()).into_owned().collect();
         assert!(decoded.contains(&("client_secret".into(), "s&c:r=t+é".into())));
     }
 
@@ -93,12 +87,7 @@ mod tests {
         assert_eq!(r.body.as_str(), "grant_type=client_credentials&scope=stats");
         let header = r.authorization.unwrap();
         let b64 = header.strip_prefix("Basic ").unwrap();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(raw).unwrap(),
-            "my+id:s%26c%3Ar%3Dt%2B%C3%A9"
-        );
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), "my+id:s%26c%3Ar%3Dt%2B%C3%A9");
     }
 }

@@ -20,12 +20,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_retries: 3,
-            base_ms: 250,
-            cap_ms: 4_000,
-            retry_after_cap_ms: 20_000,
-        }
+        Self { max_retries: 3, base_ms: 250, cap_ms: 4_000, retry_after_cap_ms: 20_000 }
     }
 }
 
@@ -37,10 +32,7 @@ impl RetryPolicy {
         if retry >= self.max_retries {
             return None;
         }
-        let step = self
-            .base_ms
-            .saturating_mul(1u64 << retry.min(20))
-            .min(self.cap_ms);
+        let step = self.base_ms.saturating_mul(1u64 << retry.min(20)).min(self.cap_ms);
         let jitter = (step as f64 / 2.0 * random.clamp(0.0, 1.0)) as u64;
         let backoff = step / 2 + jitter;
         match retry_after_ms {
@@ -70,10 +62,7 @@ mod tests {
         assert_eq!(p.delay(1, None, 0.0), Some(250));
         assert_eq!(p.delay(2, None, 0.0), Some(500));
         assert_eq!(p.delay(3, None, 0.0), None);
-        let big = RetryPolicy {
-            max_retries: 30,
-            ..p
-        };
+        let big = RetryPolicy { max_retries: 30, ..p };
         assert_eq!(big.delay(25, None, 0.0), Some(2_000));
         assert!(big.delay(25, None, 1.0).unwrap() <= 4_000);
     }

@@ -47,39 +47,18 @@ pub struct Route {
 }
 
 const fn r(methods: Methods, prefix: &'static str, scope: &'static str) -> Route {
-    Route {
-        methods,
-        prefix,
-        scope,
-        accept: DEFAULT_ACCEPT,
-    }
+    Route { methods, prefix, scope, accept: DEFAULT_ACCEPT }
 }
 
 /// The known VCC APIs (see vcc-facts.md). More specific rows come first.
 pub const ROUTES: &[Route] = &[
-    r(
-        Methods::Read,
-        "/agents-availability",
-        "agents-availability:read",
-    ),
+    r(Methods::Read, "/agents-availability", "agents-availability:read"),
     r(Methods::Read, "/useradmin/users", "users:read"),
     r(Methods::Write, "/useradmin/users", "users:write"),
     r(Methods::Delete, "/useradmin/users", "users:write"),
-    r(
-        Methods::Post,
-        "/interaction-content/interactions/delete-batch",
-        "interaction-content:delete",
-    ),
-    r(
-        Methods::Read,
-        "/interaction-content",
-        "interaction-content:read",
-    ),
-    r(
-        Methods::Delete,
-        "/interaction-content/interactions",
-        "interaction-content:delete",
-    ),
+    r(Methods::Post, "/interaction-content/interactions/delete-batch", "interaction-content:delete"),
+    r(Methods::Read, "/interaction-content", "interaction-content:read"),
+    r(Methods::Delete, "/interaction-content/interactions", "interaction-content:delete"),
     r(Methods::Read, "/stats", "stats"),
 ];
 
@@ -100,8 +79,7 @@ pub enum RouteMatch {
 }
 
 fn prefix_matches(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Finds the route for `method` and `path` (path only, no query).
@@ -110,10 +88,7 @@ pub fn lookup(method: &str, path: &str) -> RouteMatch {
     for route in ROUTES {
         if prefix_matches(path, route.prefix) {
             if route.methods.allows(method) {
-                return RouteMatch::Found {
-                    scope: route.scope,
-                    accept: route.accept,
-                };
+                return RouteMatch::Found { scope: route.scope, accept: route.accept };
             }
             path_known = true;
         }
@@ -138,58 +113,30 @@ mod tests {
 
     #[test]
     fn documented_apis_map_to_their_scopes() {
-        assert_eq!(
-            scope("GET", "/agents-availability"),
-            Some("agents-availability:read")
-        );
+        assert_eq!(scope("GET", "/agents-availability"), Some("agents-availability:read"));
         assert_eq!(scope("get", "/useradmin/users"), Some("users:read"));
         assert_eq!(scope("GET", "/useradmin/users/42"), Some("users:read"));
         assert_eq!(scope("PUT", "/useradmin/users/42"), Some("users:write"));
-        assert_eq!(
-            scope("GET", "/interaction-content/interactions/abc/content/key"),
-            Some("interaction-content:read")
-        );
-        assert_eq!(
-            scope("DELETE", "/interaction-content/interactions/abc"),
-            Some("interaction-content:delete")
-        );
-        assert_eq!(
-            scope("POST", "/interaction-content/interactions/delete-batch"),
-            Some("interaction-content:delete")
-        );
+        assert_eq!(scope("GET", "/interaction-content/interactions/abc/content/key"), Some("interaction-content:read"));
+        assert_eq!(scope("DELETE", "/interaction-content/interactions/abc"), Some("interaction-content:delete"));
+        assert_eq!(scope("POST", "/interaction-content/interactions/delete-batch"), Some("interaction-content:delete"));
         assert_eq!(scope("GET", "/stats/agent-status"), Some("stats"));
     }
 
     #[test]
     fn segments_not_substrings_and_methods_matter() {
         assert_eq!(lookup("GET", "/statsx"), RouteMatch::NotFound);
-        assert_eq!(
-            lookup("GET", "/agents-availability-admin"),
-            RouteMatch::NotFound
-        );
+        assert_eq!(lookup("GET", "/agents-availability-admin"), RouteMatch::NotFound);
         assert_eq!(lookup("GET", "/"), RouteMatch::NotFound);
-        assert_eq!(
-            lookup("POST", "/stats/agent-status"),
-            RouteMatch::MethodNotAllowed
-        );
-        assert_eq!(
-            lookup("DELETE", "/agents-availability"),
-            RouteMatch::MethodNotAllowed
-        );
-        assert_eq!(
-            lookup("POST", "/interaction-content/interactions"),
-            RouteMatch::MethodNotAllowed
-        );
+        assert_eq!(lookup("POST", "/stats/agent-status"), RouteMatch::MethodNotAllowed);
+        assert_eq!(lookup("DELETE", "/agents-availability"), RouteMatch::MethodNotAllowed);
+        assert_eq!(lookup("POST", "/interaction-content/interactions"), RouteMatch::MethodNotAllowed);
     }
 
     #[test]
     fn every_route_scope_is_a_known_scope() {
         for r in ROUTES {
-            assert!(
-                super::super::scope::KNOWN_SCOPES.contains(&r.scope),
-                "{}",
-                r.scope
-            );
+            assert!(super::super::scope::KNOWN_SCOPES.contains(&r.scope), "{}", r.scope);
         }
     }
 }

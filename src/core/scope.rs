@@ -56,9 +56,7 @@ impl ScopeSet {
     /// Whether every scope of `self` is in `allowed` (`"*"` allows all). Used by the
     /// gateway's key policy.
     pub fn is_subset_of<'a>(&self, allowed: impl IntoIterator<Item = &'a str> + Clone) -> bool {
-        self.0
-            .split(' ')
-            .all(|s| allowed.clone().into_iter().any(|a| a == "*" || a == s))
+        self.0.split(' ').all(|s| allowed.clone().into_iter().any(|a| a == "*" || a == s))
     }
 }
 
@@ -69,9 +67,7 @@ fn is_valid_scope(s: &str) -> bool {
     let ok = |part: &str| {
         !part.is_empty()
             && part.len() <= 64
-            && part.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
+            && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
     };
     match s.split_once(':') {
         Some((object, action)) => ok(object) && ok(action),
@@ -85,16 +81,11 @@ mod tests {
 
     #[test]
     fn normalises_whitespace_order_and_duplicates() {
-        let a = ScopeSet::parse(
-            "  interaction-content:read\tinteraction-content:delete interaction-content:read ",
-        )
-        .unwrap();
+        let a = ScopeSet::parse("  interaction-content:read\tinteraction-content:delete interaction-content:read ")
+            .unwrap();
         let b = ScopeSet::parse("interaction-content:delete interaction-content:read").unwrap();
         assert_eq!(a, b);
-        assert_eq!(
-            a.as_str(),
-            "interaction-content:delete interaction-content:read"
-        );
+        assert_eq!(a.as_str(), "interaction-content:delete interaction-content:read");
         assert_eq!(ScopeSet::parse("stats").unwrap().as_str(), "stats");
     }
 
@@ -108,24 +99,11 @@ mod tests {
 
     #[test]
     fn refuses_bad_syntax_with_invalid_config() {
-        for bad in [
-            "",
-            "   ",
-            "Users:read",
-            "users",
-            "users:",
-            ":read",
-            "a:b:c",
-            "users:read,stats",
-            "x:y\u{0}",
-            "é:read",
-        ] {
+        for bad in
+            ["", "   ", "Users:read", "users", "users:", ":read", "a:b:c", "users:read,stats", "x:y\u{0}", "é:read"]
+        {
             let e = ScopeSet::parse(bad).unwrap_err();
-            assert_eq!(
-                e.code,
-                crate::core::error::ErrorCode::InvalidConfig,
-                "{bad:?}"
-            );
+            assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig, "{bad:?}");
         }
     }
 

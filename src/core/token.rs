@@ -80,21 +80,12 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(V)
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut a: A,
-        ) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
             while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             Ok(None)
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut a: A,
-        ) -> Result<Self::Value, A::Error> {
-            while a
-                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                .is_some()
-            {}
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
             Ok(None)
         }
     }
@@ -132,21 +123,12 @@ fn lenient_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Err
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(V)
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut a: A,
-        ) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
             while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             Ok(None)
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut a: A,
-        ) -> Result<Self::Value, A::Error> {
-            while a
-                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                .is_some()
-            {}
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
             Ok(None)
         }
     }
@@ -187,10 +169,7 @@ pub struct Margins {
 
 impl Default for Margins {
     fn default() -> Self {
-        Self {
-            hard_cap_ms: 60_000,
-            soft_cap_ms: 300_000,
-        }
+        Self { hard_cap_ms: 60_000, soft_cap_ms: 300_000 }
     }
 }
 
@@ -250,20 +229,14 @@ pub fn jwt_payload(token: &str) -> Option<Vec<u8>> {
     if parts.next().is_some() {
         return None;
     }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()
 }
 
 /// Expiry from `expires_in` (seconds from `requested_at`) and the JWT `exp` (seconds
 /// since the epoch), taking the earlier. An `exp` at or before `requested_at` means the
 /// clocks disagree (the server just issued it), so it is ignored rather than making
 /// every token look expired, which would refetch on every call.
-pub fn compute_expiry(
-    requested_at: u64,
-    expires_in_s: Option<f64>,
-    jwt_exp_s: Option<f64>,
-) -> Option<u64> {
+pub fn compute_expiry(requested_at: u64, expires_in_s: Option<f64>, jwt_exp_s: Option<f64>) -> Option<u64> {
     let from_expires_in = expires_in_s
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| requested_at + ((s * 1000.0) as u64).min(MAX_LIFETIME_MS));
@@ -301,57 +274,28 @@ pub fn interpret_token_response(
     retry_after_ms: Option<u64>,
     requested_at: u64,
 ) -> TokenAnswer {
-    let fail = |error: VccError, retryable| TokenAnswer::Failed {
-        error: error.with_status(status),
-        retryable,
-    };
+    let fail = |error: VccError, retryable| TokenAnswer::Failed { error: error.with_status(status), retryable };
     if status == 200 {
         let Some(body) = body else {
-            return fail(
-                bad_response("the token endpoint answered 200 with a body that is not JSON"),
-                false,
-            );
+            return fail(bad_response("the token endpoint answered 200 with a body that is not JSON"), false);
         };
         let Some(token) = body.access_token.filter(|t| !t.is_empty()) else {
-            return fail(
-                bad_response("the token endpoint's answer has no access_token"),
-                false,
-            );
+            return fail(bad_response("the token endpoint's answer has no access_token"), false);
         };
         let token = AccessToken::new(token);
         match body.token_type.as_deref() {
             Some(t) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(_) => {
-                return fail(
-                    bad_response("the token endpoint returned a token_type other than Bearer"),
-                    false,
-                )
-            }
-            None => {
-                return fail(
-                    bad_response("the token endpoint's answer has no token_type"),
-                    false,
-                )
-            }
+            Some(_) => return fail(bad_response("the token endpoint returned a token_type other than Bearer"), false),
+            None => return fail(bad_response("the token endpoint's answer has no token_type"), false),
         }
         let exp = jwt_exp(token.expose());
         let Some(expires_at) = compute_expiry(requested_at, body.expires_in, exp) else {
-            return fail(
-                bad_response("the token endpoint's answer has no usable expires_in or JWT exp"),
-                false,
-            );
+            return fail(bad_response("the token endpoint's answer has no usable expires_in or JWT exp"), false);
         };
-        return TokenAnswer::Token(Token {
-            value: token,
-            obtained_at: requested_at,
-            expires_at,
-        });
+        return TokenAnswer::Token(Token { value: token, obtained_at: requested_at, expires_at });
     }
     if status == 429 {
-        let mut e = VccError::new(
-            ErrorCode::RateLimited,
-            "the token endpoint is rate limiting (HTTP 429)",
-        );
+        let mut e = VccError::new(ErrorCode::RateLimited, "the token endpoint is rate limiting (HTTP 429)");
         e.retry_after_ms = retry_after_ms;
         return fail(e, true);
     }
@@ -378,22 +322,18 @@ pub fn interpret_token_response(
             ErrorCode::InvalidClient,
             described("the token endpoint rejected the client id or secret (invalid_client)"),
         ),
-        Some("invalid_scope") => (
-            ErrorCode::InvalidScope,
-            described("the token endpoint rejected the scope (invalid_scope)"),
-        ),
-        Some("unsupported_grant_type") => (
-            ErrorCode::UnsupportedGrantType,
-            described("the token endpoint does not support this grant type"),
-        ),
-        Some("invalid_request") => (
-            ErrorCode::InvalidRequest,
-            described("the token endpoint says the request is malformed (invalid_request)"),
-        ),
-        None if status == 401 => (
-            ErrorCode::InvalidClient,
-            Cow::Borrowed("the token endpoint rejected the client credentials (HTTP 401)"),
-        ),
+        Some("invalid_scope") => {
+            (ErrorCode::InvalidScope, described("the token endpoint rejected the scope (invalid_scope)"))
+        }
+        Some("unsupported_grant_type") => {
+            (ErrorCode::UnsupportedGrantType, described("the token endpoint does not support this grant type"))
+        }
+        Some("invalid_request") => {
+            (ErrorCode::InvalidRequest, described("the token endpoint says the request is malformed (invalid_request)"))
+        }
+        None if status == 401 => {
+            (ErrorCode::InvalidClient, Cow::Borrowed("the token endpoint rejected the client credentials (HTTP 401)"))
+        }
         _ => {
             let mut m = String::from("the token endpoint refused the request (HTTP ");
             super::url::push_u16(&mut m, status);
@@ -426,13 +366,10 @@ pub enum Api401 {
 /// "invalid or has expired" answer is cured by a new token; `{"message":"Unauthorized"}`
 /// (scope missing) must not loop.
 pub fn classify_401(www_authenticate: Option<&str>, body: Option<&OAuthBody>) -> Api401 {
-    let header_says = www_authenticate
-        .is_some_and(|h| h.to_ascii_lowercase().contains("error=\"invalid_token\""));
+    let header_says = www_authenticate.is_some_and(|h| h.to_ascii_lowercase().contains("error=\"invalid_token\""));
     let body_says = body.is_some_and(|b| {
         b.error.as_deref() == Some("invalid_token")
-            || b.error_description
-                .as_deref()
-                .is_some_and(|d| d.contains("invalid or has expired"))
+            || b.error_description.as_deref().is_some_and(|d| d.contains("invalid or has expired"))
     });
     if header_says || body_says {
         Api401::InvalidToken
@@ -474,8 +411,7 @@ mod tests {
     #[test]
     fn parses_success_with_either_token_type_case() {
         for tt in ["Bearer", "bearer", "BEARER"] {
-            let json =
-                format!(r#"{{"access_token":"eyJ.x.y","expires_in":7200,"token_type":"{tt}"}}"#);
+            let json = format!(r#"{{"access_token":"eyJ.x.y","expires_in":7200,"token_type":"{tt}"}}"#);
             match interpret_token_response(200, body(&json), no_jwt, None, 1_000) {
                 TokenAnswer::Token(t) => {
                     assert_eq!(t.value.expose(), "eyJ.x.y");
@@ -489,44 +425,22 @@ mod tests {
 
     #[test]
     fn every_documented_error_body_maps_to_its_code() {
-        assert_eq!(
-            err(400, r#"{"error":"invalid_client"}"#).0,
-            ErrorCode::InvalidClient
-        );
-        let (c, m, r) = err(
-            400,
-            r#"{"error":"invalid_scope","error_description":"You must specify a scope"}"#,
-        );
+        assert_eq!(err(400, r#"{"error":"invalid_client"}"#).0, ErrorCode::InvalidClient);
+        let (c, m, r) = err(400, r#"{"error":"invalid_scope","error_description":"You must specify a scope"}"#);
         assert_eq!(c, ErrorCode::InvalidScope);
         assert!(m.contains("You must specify a scope"));
         assert!(!r);
-        let (c, m, _) = err(
-            400,
-            r#"{"error":"invalid_scope","error_description":"\"x\" is an invalid scope"}"#,
-        );
+        let (c, m, _) = err(400, r#"{"error":"invalid_scope","error_description":"\"x\" is an invalid scope"}"#);
         assert_eq!(c, ErrorCode::InvalidScope);
         assert!(m.contains("\"x\" is an invalid scope"));
         assert_eq!(
-            err(
-                400,
-                r#"{"error":"unsupported_grant_type","error_description":"Invalid grant_type"}"#
-            )
-            .0,
+            err(400, r#"{"error":"unsupported_grant_type","error_description":"Invalid grant_type"}"#).0,
             ErrorCode::UnsupportedGrantType
         );
-        assert_eq!(
-            err(400, r#"{"error":"invalid_request"}"#).0,
-            ErrorCode::InvalidRequest
-        );
-        assert_eq!(
-            err(400, r#"{"error":"something_else"}"#).0,
-            ErrorCode::TokenEndpoint
-        );
+        assert_eq!(err(400, r#"{"error":"invalid_request"}"#).0, ErrorCode::InvalidRequest);
+        assert_eq!(err(400, r#"{"error":"something_else"}"#).0, ErrorCode::TokenEndpoint);
         assert_eq!(err(401, "").0, ErrorCode::InvalidClient);
-        let (c, _, r) = err(
-            500,
-            r#"{"error":"Internal Server Error","error_description":"boom"}"#,
-        );
+        let (c, _, r) = err(500, r#"{"error":"Internal Server Error","error_description":"boom"}"#);
         assert_eq!((c, r), (ErrorCode::TokenEndpoint, true));
         let (c, _, r) = err(503, r#"{"message":"down"}"#);
         assert_eq!((c, r), (ErrorCode::TokenEndpoint, true));
@@ -563,46 +477,27 @@ mod tests {
     #[test]
     fn expiry_takes_the_earlier_of_expires_in_and_jwt_exp() {
         let now = 1_700_000_000_000;
-        assert_eq!(
-            compute_expiry(now, Some(7200.0), Some(1_700_000_900.0)),
-            Some(now + 900_000)
-        );
-        assert_eq!(
-            compute_expiry(now, Some(900.0), Some(1_700_007_200.0)),
-            Some(now + 900_000)
-        );
-        assert_eq!(
-            compute_expiry(now, None, Some(1_700_000_060.0)),
-            Some(now + 60_000)
-        );
+        assert_eq!(compute_expiry(now, Some(7200.0), Some(1_700_000_900.0)), Some(now + 900_000));
+        assert_eq!(compute_expiry(now, Some(900.0), Some(1_700_007_200.0)), Some(now + 900_000));
+        assert_eq!(compute_expiry(now, None, Some(1_700_000_060.0)), Some(now + 60_000));
         assert_eq!(compute_expiry(now, Some(60.0), None), Some(now + 60_000));
         // exp in the past (skewed clock) is ignored rather than expiring the token at once
-        assert_eq!(
-            compute_expiry(now, Some(60.0), Some(1_600_000_000.0)),
-            Some(now + 60_000)
-        );
+        assert_eq!(compute_expiry(now, Some(60.0), Some(1_600_000_000.0)), Some(now + 60_000));
         assert_eq!(compute_expiry(now, None, Some(1_600_000_000.0)), None);
         assert_eq!(compute_expiry(now, Some(f64::NAN), None), None);
-        assert_eq!(
-            compute_expiry(now, Some(1e300), None),
-            Some(now + MAX_LIFETIME_MS)
-        );
+        assert_eq!(compute_expiry(now, Some(1e300), None), Some(now + MAX_LIFETIME_MS));
     }
 
     #[test]
     fn jwt_exp_is_used_through_the_callback() {
-        let payload =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1000,"sub":"x"}"#);
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1000,"sub":"x"}"#);
         let jwt = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln");
         let decoded = jwt_payload(&jwt).unwrap();
         let claims: JwtClaims = serde_json::from_slice(&decoded).unwrap();
         assert_eq!(claims.exp, Some(1000.0));
         let json = format!(r#"{{"access_token":"{jwt}","expires_in":7200,"token_type":"Bearer"}}"#);
-        let exp = |t: &str| {
-            jwt_payload(t)
-                .and_then(|p| serde_json::from_slice::<JwtClaims>(&p).ok())
-                .and_then(|c| c.exp)
-        };
+        let exp =
+            |t: &str| jwt_payload(t).and_then(|p| serde_json::from_slice::<JwtClaims>(&p).ok()).and_then(|c| c.exp);
         match interpret_token_response(200, body(&json), exp, None, 400_000) {
             TokenAnswer::Token(t) => assert_eq!(t.expires_at, 1_000_000),
             other => panic!("{other:?}"),
@@ -613,11 +508,7 @@ mod tests {
     }
 
     fn token(lifetime_ms: u64) -> Token {
-        Token {
-            value: AccessToken::new("t".into()),
-            obtained_at: 0,
-            expires_at: lifetime_ms,
-        }
+        Token { value: AccessToken::new("t".into()), obtained_at: 0, expires_at: lifetime_ms }
     }
 
     #[test]
@@ -639,29 +530,20 @@ mod tests {
         // 15 min
         assert_eq!((m.hard(900_000), m.soft(900_000)), (60_000, 300_000));
         // a custom soft cap below the hard margin never inverts the windows
-        let m2 = Margins {
-            hard_cap_ms: 60_000,
-            soft_cap_ms: 1_000,
-        };
+        let m2 = Margins { hard_cap_ms: 60_000, soft_cap_ms: 1_000 };
         assert_eq!(m2.soft(3_600_000), 60_000);
     }
 
     #[test]
     fn only_invalid_token_401_is_cured_by_a_new_token() {
-        let expired = body(
-            r#"{"error":"invalid_token","error_description":"The access token is invalid or has expired"}"#,
-        );
+        let expired =
+            body(r#"{"error":"invalid_token","error_description":"The access token is invalid or has expired"}"#);
         assert_eq!(classify_401(None, expired.as_ref()), Api401::InvalidToken);
-        let missing = body(
-            r#"{"error":"invalid_request","error_description":"The access token is missing"}"#,
-        );
+        let missing = body(r#"{"error":"invalid_request","error_description":"The access token is missing"}"#);
         assert_eq!(classify_401(None, missing.as_ref()), Api401::Other);
         let scope = body(r#"{"message":"Unauthorized"}"#);
         assert_eq!(classify_401(None, scope.as_ref()), Api401::Other);
-        assert_eq!(
-            classify_401(Some(r#"Bearer error="invalid_token""#), None),
-            Api401::InvalidToken
-        );
+        assert_eq!(classify_401(Some(r#"Bearer error="invalid_token""#), None), Api401::InvalidToken);
         assert_eq!(classify_401(None, None), Api401::Other);
     }
 
@@ -670,10 +552,7 @@ mod tests {
         assert_eq!(parse_retry_after("3", 0), Some(3_000));
         assert_eq!(parse_retry_after(" 0 ", 0), Some(0));
         let now = 784_111_777_000 - 2_000; // Sun, 06 Nov 1994 08:49:37 GMT minus 2 s
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(2_000)
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(2_000));
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("-1", 0), None);
     }

@@ -26,8 +26,7 @@ impl BaseUrl {
     /// Parses and validates. Plain `http` is accepted only for loopback hosts, so a
     /// token or secret can only travel unencrypted to this machine (emulator, tests).
     pub fn parse(input: &str) -> Result<Self, UrlProblem> {
-        let (secure, rest) =
-            split_scheme(input).ok_or("must start with https:// (or http:// for loopback)")?;
+        let (secure, rest) = split_scheme(input).ok_or("must start with https:// (or http:// for loopback)")?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -37,12 +36,7 @@ impl BaseUrl {
             return Err("must not have a query or fragment");
         }
         check_path_chars(path)?;
-        let base = Self {
-            secure,
-            host,
-            port,
-            prefix: path.trim_end_matches('/').to_string(),
-        };
+        let base = Self { secure, host, port, prefix: path.trim_end_matches('/').to_string() };
         if !secure && !base.is_loopback() {
             return Err("must use https (plain http only for localhost/127.0.0.1/[::1])");
         }
@@ -79,9 +73,7 @@ impl BaseUrl {
         h == "localhost"
             || h.ends_with(".localhost")
             || h == "[::1]"
-            || (h.starts_with("127.")
-                && h.split('.').count() == 4
-                && h.split('.').all(|o| o.parse::<u8>().is_ok()))
+            || (h.starts_with("127.") && h.split('.').count() == 4 && h.split('.').all(|o| o.parse::<u8>().is_ok()))
     }
 
     /// `base + path`, where `path` is validated target (starts with `/`).
@@ -102,17 +94,16 @@ impl BaseUrl {
             }
             input
         } else {
-            let (secure, rest) = split_scheme(input)
-                .ok_or("must be a path starting with / or a URL on the API origin")?;
+            let (secure, rest) =
+                split_scheme(input).ok_or("must be a path starting with / or a URL on the API origin")?;
             let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
             let (host, port) = parse_authority(&rest[..end], secure)?;
             if secure != self.secure || host != self.host || port != self.port {
                 return Err("is not on the API origin; the token is only ever sent there");
             }
             let path = &rest[end..];
-            let under = path
-                .strip_prefix(self.prefix.as_str())
-                .filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
+            let under =
+                path.strip_prefix(self.prefix.as_str()).filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
             match under {
                 Some(r) if r.starts_with('/') => r,
                 Some(_) => "/",
@@ -149,16 +140,11 @@ impl<'a> Target<'a> {
         }
         check_path_chars(path)?;
         if let Some(q) = query {
-            if q.bytes()
-                .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80)
-            {
+            if q.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80) {
                 return Err("has a query with spaces, control or non-ASCII characters (percent-encode them)");
             }
         }
-        Ok(Self {
-            path: Cow::Borrowed(path),
-            query,
-        })
+        Ok(Self { path: Cow::Borrowed(path), query })
     }
 
     /// `path[?query]`.
@@ -174,11 +160,7 @@ impl<'a> Target<'a> {
 }
 
 fn split_scheme(input: &str) -> Option<(bool, &str)> {
-    let lower_prefix = |p: &str| {
-        input
-            .get(..p.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(p))
-    };
+    let lower_prefix = |p: &str| input.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
     if lower_prefix("https://") {
         Some((true, &input[8..]))
     } else if lower_prefix("http://") {
@@ -198,11 +180,7 @@ fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let close = rest.find(']').ok_or("has an unclosed IPv6 bracket")?;
         let inner = &rest[..close];
-        if inner.is_empty()
-            || !inner
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
             return Err("has an invalid IPv6 host");
         }
         (&authority[..close + 2], &rest[close + 1..])
@@ -229,9 +207,7 @@ fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>
             || host.starts_with(['.', '-'])
             || host.ends_with('-')
             || host.contains("..")
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
     {
         return Err("has an invalid host name (ASCII letters, digits, dots and hyphens only)");
     }
@@ -243,10 +219,7 @@ fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>
 /// server or proxy normalises the path: controls, spaces, backslashes, non-ASCII, and
 /// `.`/`..` segments, percent-encoded or not (`%2e`, `%2E`), plus encoded slashes.
 fn check_path_chars(path: &str) -> Result<(), UrlProblem> {
-    if path
-        .bytes()
-        .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80)
-    {
+    if path.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80) {
         return Err("has spaces, backslashes, control or non-ASCII characters in the path");
     }
     let lower = path.to_ascii_lowercase();
@@ -296,14 +269,8 @@ mod tests {
         let b = BaseUrl::parse("http://127.0.0.1:8787/vcc/").unwrap();
         assert_eq!(b.as_string(), "http://127.0.0.1:8787/vcc");
         assert!(b.is_loopback());
-        assert_eq!(
-            BaseUrl::parse("https://x.example:443").unwrap().origin(),
-            "https://x.example"
-        );
-        assert_eq!(
-            BaseUrl::parse("http://[::1]:9000").unwrap().origin(),
-            "http://[::1]:9000"
-        );
+        assert_eq!(BaseUrl::parse("https://x.example:443").unwrap().origin(), "https://x.example");
+        assert_eq!(BaseUrl::parse("http://[::1]:9000").unwrap().origin(), "http://[::1]:9000");
     }
 
     #[test]
@@ -335,9 +302,7 @@ mod tests {
         let t = b.resolve("/agents-availability?skillNames=Sales").unwrap();
         assert_eq!(t.path, "/agents-availability");
         assert_eq!(t.query, Some("skillNames=Sales"));
-        let t = b
-            .resolve("https://EMEA.api.cc.vonage.com:443/stats/agent-status#x")
-            .unwrap();
+        let t = b.resolve("https://EMEA.api.cc.vonage.com:443/stats/agent-status#x").unwrap();
         assert_eq!(t.path_and_query(), "/stats/agent-status");
         for bad in [
             "https://evil.example/agents-availability",
@@ -364,12 +329,7 @@ mod tests {
     #[test]
     fn prefix_is_respected() {
         let b = BaseUrl::parse("http://localhost:9/vcc").unwrap();
-        assert_eq!(
-            b.resolve("http://localhost:9/vcc/stats/x?a")
-                .unwrap()
-                .path_and_query(),
-            "/stats/x?a"
-        );
+        assert_eq!(b.resolve("http://localhost:9/vcc/stats/x?a").unwrap().path_and_query(), "/stats/x?a");
         assert!(b.resolve("http://localhost:9/vccx/stats").is_err());
         assert!(b.resolve("http://localhost:9/other").is_err());
         assert_eq!(b.join("/stats"), "http://localhost:9/vcc/stats");

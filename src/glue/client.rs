@@ -83,9 +83,7 @@ fn opt_string(obj: &JsValue, name: &str) -> Result<Option<String>, VccError> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_string()
-        .map(Some)
-        .ok_or_else(|| VccError::config(name, "must be a string"))
+    v.as_string().map(Some).ok_or_else(|| VccError::config(name, "must be a string"))
 }
 
 fn opt_number(obj: &JsValue, name: &str) -> Result<Option<f64>, VccError> {
@@ -93,9 +91,7 @@ fn opt_number(obj: &JsValue, name: &str) -> Result<Option<f64>, VccError> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_f64()
-        .map(Some)
-        .ok_or_else(|| VccError::config(name, "must be a number"))
+    v.as_f64().map(Some).ok_or_else(|| VccError::config(name, "must be a number"))
 }
 
 fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Function>), VccError> {
@@ -111,17 +107,11 @@ fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Function>), VccE
     }
     let auto_refresh = match get_prop(options, "autoRefresh") {
         v if v.is_undefined() || v.is_null() => None,
-        v => Some(
-            v.as_bool()
-                .ok_or_else(|| VccError::config("autoRefresh", "must be a boolean"))?,
-        ),
+        v => Some(v.as_bool().ok_or_else(|| VccError::config("autoRefresh", "must be a boolean"))?),
     };
     let on_event = match get_prop(options, "onEvent") {
         v if v.is_undefined() || v.is_null() => None,
-        v => Some(
-            v.dyn_into::<Function>()
-                .map_err(|_| VccError::config("onEvent", "must be a function"))?,
-        ),
+        v => Some(v.dyn_into::<Function>().map_err(|_| VccError::config("onEvent", "must be a function"))?),
     };
     let raw = RawConfig {
         region: opt_string(options, "region")?,
@@ -179,19 +169,14 @@ impl VccClient {
             }),
             settings,
         };
-        Ok(VccClient {
-            inner: Rc::new(inner),
-        })
+        Ok(VccClient { inner: Rc::new(inner) })
     }
 
     /// Resolves to an access token for `scope` (one or more scopes, space-separated),
     /// from the cache when it is fresh. Concurrent callers share one token request.
     #[wasm_bindgen(js_name = getToken, unchecked_return_type = "Promise<string>")]
     pub fn get_token(&self, scope: &str) -> Promise {
-        let acquired = self
-            .inner
-            .key_for(scope)
-            .and_then(|key| self.inner.acquire(&key));
+        let acquired = self.inner.key_for(scope).and_then(|key| self.inner.acquire(&key));
         match acquired {
             Ok(Acquired::Ready(js, _)) => Promise::resolve(&js),
             Ok(Acquired::Pending(rx)) => future_to_promise(async move {
@@ -338,16 +323,12 @@ impl Inner {
             Event::RefreshFailed(e) => ("failed", Some(e), true),
             Event::Failed(e) => ("failed", Some(e), false),
         };
-        o.set("type", kind)
-            .set("scope", key.scopes.as_str())
-            .set("at", now as f64);
+        o.set("type", kind).set("scope", key.scopes.as_str()).set("at", now as f64);
         if let Some(info) = self.state.borrow().cache.info(key) {
             o.set_opt("expiresAt", info.expires_at);
         }
         if let Some(e) = error {
-            o.set("code", e.code.as_str())
-                .set("message", e.message.as_ref())
-                .set("keptToken", kept);
+            o.set("code", e.code.as_str()).set("message", e.message.as_ref()).set("keptToken", kept);
         }
         // A throwing listener must not break the client.
         let _ = callback.call1(&JsValue::UNDEFINED, &o.0);
@@ -394,11 +375,7 @@ impl Inner {
                 .as_string()
                 .ok_or_else(|| err(VccError::config("input", "must be a path or URL string")))?
         };
-        let target = self
-            .settings
-            .api_base
-            .resolve(&input)
-            .map_err(|p| err(VccError::config("input", p)))?;
+        let target = self.settings.api_base.resolve(&input).map_err(|p| err(VccError::config("input", p)))?;
         let url = self.settings.api_base.join(&target.path_and_query());
         let request = if init.is_undefined() || init.is_null() {
             Request::new_with_str(&url)
@@ -408,8 +385,7 @@ impl Inner {
         .map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
         let method = request.method();
         let scope_override = if init.is_object() {
-            opt_string(&init, "scope")
-                .map_err(|_| err(VccError::config("init.scope", "must be a string")))?
+            opt_string(&init, "scope").map_err(|_| err(VccError::config("init.scope", "must be a string")))?
         } else {
             None
         };
@@ -428,12 +404,9 @@ impl Inner {
         let key = self.key_for(&scope).map_err(err)?;
 
         let token = self.token_for(&key).await.map_err(err)?;
-        let first = request.clone().map_err(|_| {
-            err(VccError::config(
-                "init",
-                "has a body that cannot be sent (already used?)",
-            ))
-        })?;
+        let first = request
+            .clone()
+            .map_err(|_| err(VccError::config("init", "has a body that cannot be sent (already used?)")))?;
         let response = send_api(&first, &token, accept).await?;
         if response.status() != 401 {
             return Ok(response.into());
@@ -441,11 +414,9 @@ impl Inner {
         let www = response.headers().get("www-authenticate").ok().flatten();
         let body = match response.clone() {
             Ok(probe) => match probe.text() {
-                Ok(p) => JsFuture::from(p)
-                    .await
-                    .ok()
-                    .and_then(|t| t.as_string())
-                    .and_then(|t| parse_json::<OAuthBody>(&t)),
+                Ok(p) => {
+                    JsFuture::from(p).await.ok().and_then(|t| t.as_string()).and_then(|t| parse_json::<OAuthBody>(&t))
+                }
                 Err(_) => None,
             },
             Err(_) => None,
@@ -481,11 +452,7 @@ fn ready(state: &mut State, key: &CacheKey) -> Acquired {
     }
 }
 
-async fn send_api(
-    request: &Request,
-    token: &AccessToken,
-    accept: &str,
-) -> Result<Response, JsValue> {
+async fn send_api(request: &Request, token: &AccessToken, accept: &str) -> Result<Response, JsValue> {
     let headers = request.headers();
     let mut bearer = zeroize::Zeroizing::new(String::with_capacity(token.len() + 7));
     bearer.push_str("Bearer ");
@@ -507,10 +474,7 @@ fn transport_error(e: &JsValue) -> JsValue {
     if get_prop(e, "name").as_string().as_deref() == Some("AbortError") {
         return e.clone();
     }
-    to_js_error(&VccError::new(
-        ErrorCode::Network,
-        "could not reach the VCC API (network, DNS, TLS or CORS failure)",
-    ))
+    to_js_error(&VccError::new(ErrorCode::Network, "could not reach the VCC API (network, DNS, TLS or CORS failure)"))
 }
 
 async fn run_flight(inner: Rc<Inner>, key: CacheKey, id: FlightId, background: bool) {
@@ -544,9 +508,7 @@ fn on_timer(weak: Weak<Inner>, key: CacheKey) {
     match plan {
         // Fired a little early: arm again for the real start of the window.
         Plan::Use => inner.schedule(&key),
-        Plan::UseAndRefresh(id) | Plan::Fetch(id) => {
-            spawn_local(run_flight(inner.clone(), key, id, true))
-        }
+        Plan::UseAndRefresh(id) | Plan::Fetch(id) => spawn_local(run_flight(inner.clone(), key, id, true)),
         Plan::Wait(_) => {}
     }
 }

@@ -16,8 +16,7 @@ use crate::core::error::{ErrorCode, VccError};
 use crate::core::request::token_request;
 use crate::core::scope::ScopeSet;
 use crate::core::token::{
-    interpret_token_response, jwt_payload, parse_retry_after, JwtClaims, OAuthBody, Token,
-    TokenAnswer,
+    interpret_token_response, jwt_payload, parse_retry_after, JwtClaims, OAuthBody, Token, TokenAnswer,
 };
 
 /// Parses JSON text into `T` with the host's parser; `None` if it is not JSON or not
@@ -35,11 +34,7 @@ fn jwt_exp(token: &str) -> Option<f64> {
 /// Gets a token for `scopes`, retrying network errors, 5xx and 429 per the policy.
 /// `background` requests (refresh-ahead) do not keep a Node process alive while they
 /// back off.
-pub async fn request_token(
-    settings: &Settings,
-    scopes: &ScopeSet,
-    background: bool,
-) -> Result<Token, VccError> {
+pub async fn request_token(settings: &Settings, scopes: &ScopeSet, background: bool) -> Result<Token, VccError> {
     let mut retry = 0;
     loop {
         let requested_at = now_ms();
@@ -47,8 +42,7 @@ pub async fn request_token(
             Ok(TokenAnswer::Token(t)) => return Ok(t),
             Ok(TokenAnswer::Failed { error, retryable }) => (error, retryable),
             Err(error) => {
-                let retryable =
-                    error.code == ErrorCode::Network || error.code == ErrorCode::Timeout;
+                let retryable = error.code == ErrorCode::Network || error.code == ErrorCode::Timeout;
                 (error, retryable)
             }
         };
@@ -65,24 +59,15 @@ pub async fn request_token(
 }
 
 fn js_err(_: JsValue) -> VccError {
-    VccError::new(
-        ErrorCode::Network,
-        "the runtime refused to build the token request",
-    )
+    VccError::new(ErrorCode::Network, "the runtime refused to build the token request")
 }
 
 /// One attempt. `Err` is a transport failure (network or timeout); HTTP answers of any
 /// status come back as a [`TokenAnswer`].
-async fn token_attempt(
-    settings: &Settings,
-    scopes: &ScopeSet,
-    requested_at: u64,
-) -> Result<TokenAnswer, VccError> {
+async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64) -> Result<TokenAnswer, VccError> {
     let tr = token_request(settings, scopes);
     let headers = Headers::new().map_err(js_err)?;
-    headers
-        .set("content-type", "application/x-www-form-urlencoded")
-        .map_err(js_err)?;
+    headers.set("content-type", "application/x-www-form-urlencoded").map_err(js_err)?;
     headers.set("accept", "application/json").map_err(js_err)?;
     if let Some(auth) = &tr.authorization {
         headers.set("authorization", auth).map_err(js_err)?;
@@ -106,38 +91,17 @@ async fn token_attempt(
     };
     let transport = |_| {
         if timed_out.get() {
-            VccError::new(
-                ErrorCode::Timeout,
-                "the token endpoint did not answer within timeoutMs",
-            )
+            VccError::new(ErrorCode::Timeout, "the token endpoint did not answer within timeoutMs")
         } else {
-            VccError::new(
-                ErrorCode::Network,
-                "could not reach the token endpoint (network, DNS, TLS or CORS failure)",
-            )
+            VccError::new(ErrorCode::Network, "could not reach the token endpoint (network, DNS, TLS or CORS failure)")
         }
     };
     let promise = global_fetch(&request).map_err(transport)?;
-    let response: Response = JsFuture::from(promise)
-        .await
-        .map_err(transport)?
-        .unchecked_into();
+    let response: Response = JsFuture::from(promise).await.map_err(transport)?.unchecked_into();
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .ok()
-        .flatten()
-        .and_then(|v| parse_retry_after(&v, now_ms()));
-    let text = JsFuture::from(response.text().map_err(transport)?)
-        .await
-        .map_err(transport)?;
+    let retry_after =
+        response.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now_ms()));
+    let text = JsFuture::from(response.text().map_err(transport)?).await.map_err(transport)?;
     let body = text.as_string().and_then(|t| parse_json::<OAuthBody>(&t));
-    Ok(interpret_token_response(
-        status,
-        body,
-        jwt_exp,
-        retry_after,
-        requested_at,
-    ))
+    Ok(interpret_token_response(status, body, jwt_exp, retry_after, requested_at))
 }

@@ -55,10 +55,7 @@ impl Timer {
                 }
             }
         }
-        Self {
-            id,
-            _closure: closure,
-        }
+        Self { id, _closure: closure }
     }
 }
 
