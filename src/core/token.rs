@@ -1,138 +1,82 @@
 //! Token endpoint answers, expiry math and API 401 classification.
 //!
 //! JSON text is parsed by the caller (natively with serde_json in tests, in wasm with the
-//! host's `JSON.parse` + serde-wasm-bindgen, which keeps a JSON parser out of the wasm),
-//! into [`OAuthBody`]; everything after that is decided here.
+//! host's `JSON.parse`, which keeps a JSON parser out of the wasm) and handed over member
+//! by member as [`Field`]s; everything after that is decided here.
 
 use std::borrow::Cow;
-
-use base64::Engine as _;
-use serde::{Deserialize, Deserializer};
 
 use super::error::{ErrorCode, VccError};
 use super::secret::AccessToken;
 
-/// The fields of a token-endpoint or API error body we look at. Every field is lenient:
-/// a field of an unexpected type reads as absent instead of failing the whole body, so
-/// a 5xx with `{"error": 500}` still classifies by status.
-#[derive(Debug, Default, Deserialize)]
+/// One JSON member as far as we care: a string, a number, or anything else/absent.
+/// The caller reads members with its platform's JSON (the host's `JSON.parse` in wasm,
+/// serde_json in tests); keeping a JSON parser and serde's error formatting out of the
+/// wasm saves most of its size.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    /// A JSON string.
+    Str(String),
+    /// A JSON number.
+    Num(f64),
+    /// Missing, null, or of another type.
+    Absent,
+}
+
+impl Field {
+    fn string(self) -> Option<String> {
+        match self {
+            Field::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Numbers, and numeric strings from lax servers (`"7200"`).
+    fn number(self) -> Option<f64> {
+        match self {
+            Field::Num(n) => Some(n),
+            Field::Str(s) => s.trim().parse::<u64>().ok().map(|n| n as f64),
+            Field::Absent => None,
+        }
+    }
+}
+
+/// The members of a token-endpoint or API error body we look at. Every member is
+/// lenient: one of an unexpected type reads as absent instead of failing the whole
+/// body, so a 5xx with `{"error": 500}` still classifies by status.
+#[derive(Debug, Default)]
 pub struct OAuthBody {
     /// The token, on success.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub access_token: Option<String>,
-    /// Lifetime in seconds (number, or a numeric string from lax servers).
-    #[serde(default, deserialize_with = "lenient_number")]
+    /// Lifetime in seconds.
     pub expires_in: Option<f64>,
     /// `Bearer` or `bearer`.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub token_type: Option<String>,
     /// RFC 6749 error code.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub error: Option<String>,
     /// RFC 6749 error description.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub error_description: Option<String>,
     /// VCC's other error shape: `{"message": "..."}`.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub message: Option<String>,
 }
 
-/// The JWT claims we use. Only `exp`; the signature is not checked (we are the client,
-/// not the resource server; `exp` only ever shortens the cache lifetime).
-#[derive(Debug, Default, Deserialize)]
-pub struct JwtClaims {
-    /// Expiry, seconds since the Unix epoch.
-    #[serde(default, deserialize_with = "lenient_number")]
-    pub exp: Option<f64>,
-}
-
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-            f.write_str("any value")
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(v.to_owned()))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(V)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
+impl OAuthBody {
+    /// Builds the body from a member reader (`get("access_token")` etc.).
+    pub fn from_fields(mut get: impl FnMut(&str) -> Field) -> Self {
+        Self {
+            access_token: get("access_token").string(),
+            expires_in: get("expires_in").number(),
+            token_type: get("token_type").string(),
+            error: get("error").string(),
+            error_description: get("error_description").string(),
+            message: get("message").string(),
         }
     }
-    d.deserialize_any(V)
 }
 
-fn lenient_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<f64>;
-        fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-            f.write_str("any value")
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(v.trim().parse::<f64>().ok())
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(V)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-    }
-    d.deserialize_any(V)
+/// The JWT `exp` claim (seconds since the epoch) from a payload's `exp` member.
+pub fn jwt_exp_from_field(exp: Field) -> Option<f64> {
+    exp.number()
 }
 
 /// Longest lifetime we believe (a day). Guards the arithmetic against absurd values.
@@ -221,15 +165,31 @@ impl Margins {
     }
 }
 
-/// The `exp` claim of a JWT's payload segment, decoded (base64url) but not parsed: the
-/// caller parses the JSON with whatever parser its platform has.
-pub fn jwt_payload(token: &str) -> Option<Vec<u8>> {
+/// A JWT's payload segment converted from base64url to standard, padded base64, ready
+/// for a base64 decoder (the host's `atob` in wasm: no base64 code in the wasm).
+/// `None` if the token is not three dot-separated base64url segments.
+pub fn jwt_payload_base64(token: &str) -> Option<String> {
     let mut parts = token.split('.');
     let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
+    if parts.next().is_some() || payload.is_empty() {
         return None;
     }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()
+    let payload = payload.trim_end_matches('=');
+    if !payload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || payload.len() % 4 == 1 {
+        return None;
+    }
+    let mut out: String = payload
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    Some(out)
 }
 
 /// Expiry from `expires_in` (seconds from `requested_at`) and the JWT `exp` (seconds
@@ -378,23 +338,48 @@ pub fn classify_401(www_authenticate: Option<&str>, body: Option<&OAuthBody>) ->
     }
 }
 
-/// Parses `Retry-After`: delta-seconds or an HTTP-date, in milliseconds from `now`.
-pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
+/// Parses `Retry-After`: delta-seconds, or an HTTP-date read by `parse_date` (to epoch
+/// ms; the host's `Date.parse` in wasm), in milliseconds from `now`.
+pub fn parse_retry_after(value: &str, now_ms: u64, parse_date: impl FnOnce(&str) -> Option<u64>) -> Option<u64> {
     let v = value.trim();
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         return v.parse::<u64>().ok().map(|s| s.saturating_mul(1000));
     }
-    let at = httpdate::parse_http_date(v).ok()?;
-    let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(at_ms.saturating_sub(now_ms))
+    // An HTTP-date has a weekday, a comma and "GMT"; refuse anything else before asking
+    // a lenient date parser.
+    if !(v.contains(',') && v.ends_with("GMT")) {
+        return None;
+    }
+    parse_date(v).map(|at| at.saturating_sub(now_ms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
+    /// What the glue does with `JSON.parse` + `Reflect`, done with serde_json.
     fn body(json: &str) -> Option<OAuthBody> {
-        serde_json::from_str(json).ok()
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let o = v.as_object()?;
+        Some(OAuthBody::from_fields(|k| field(o.get(k))))
+    }
+
+    fn field(v: Option<&serde_json::Value>) -> Field {
+        match v {
+            Some(serde_json::Value::String(s)) => Field::Str(s.clone()),
+            Some(serde_json::Value::Number(n)) => n.as_f64().map_or(Field::Absent, Field::Num),
+            _ => Field::Absent,
+        }
+    }
+
+    fn b64(standard: &str) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD.decode(standard).unwrap()
+    }
+
+    fn http_date(v: &str) -> Option<u64> {
+        let t = httpdate::parse_http_date(v).ok()?;
+        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
     }
 
     fn no_jwt(_: &str) -> Option<f64> {
@@ -471,7 +456,9 @@ mod tests {
     fn lenient_fields_tolerate_odd_types() {
         let b = body(r#"{"error":500,"message":["x"],"expires_in":"60"}"#).unwrap();
         assert_eq!(b.error, None);
+        assert_eq!(b.message, None);
         assert_eq!(b.expires_in, Some(60.0));
+        assert_eq!(body(r#"{"expires_in":"6.5e3"}"#).unwrap().expires_in, None);
     }
 
     #[test]
@@ -492,19 +479,29 @@ mod tests {
     fn jwt_exp_is_used_through_the_callback() {
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1000,"sub":"x"}"#);
         let jwt = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln");
-        let decoded = jwt_payload(&jwt).unwrap();
-        let claims: JwtClaims = serde_json::from_slice(&decoded).unwrap();
-        assert_eq!(claims.exp, Some(1000.0));
+        let decoded = b64(&jwt_payload_base64(&jwt).unwrap());
+        let claims: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
+        assert_eq!(jwt_exp_from_field(field(claims.get("exp"))), Some(1000.0));
         let json = format!(r#"{{"access_token":"{jwt}","expires_in":7200,"token_type":"Bearer"}}"#);
-        let exp =
-            |t: &str| jwt_payload(t).and_then(|p| serde_json::from_slice::<JwtClaims>(&p).ok()).and_then(|c| c.exp);
+        let exp = |t: &str| {
+            jwt_payload_base64(t)
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(&b64(&p)).ok())
+                .and_then(|c| jwt_exp_from_field(field(c.get("exp"))))
+        };
         match interpret_token_response(200, body(&json), exp, None, 400_000) {
             TokenAnswer::Token(t) => assert_eq!(t.expires_at, 1_000_000),
             other => panic!("{other:?}"),
         }
-        assert!(jwt_payload("not-a-jwt").is_none());
-        assert!(jwt_payload("a.b.c.d").is_none());
-        assert!(jwt_payload("a.!!!.c").is_none());
+        assert!(jwt_payload_base64("not-a-jwt").is_none());
+        assert!(jwt_payload_base64("a.b.c.d").is_none());
+        assert!(jwt_payload_base64("a.!!!.c").is_none());
+        assert!(jwt_payload_base64("a..c").is_none());
+        // every padding length round-trips through a standard decoder
+        let cases: [&[u8]; 5] = [b"{}", b"{\"exp\":1}", b"{\"exp\":12}", b"{\"exp\":123}", &[0xfb, 0xff, 0xfe]];
+        for claims in cases {
+            let seg = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+            assert_eq!(b64(&jwt_payload_base64(&format!("h.{seg}.s")).unwrap()), claims);
+        }
     }
 
     fn token(lifetime_ms: u64) -> Token {
@@ -549,11 +546,12 @@ mod tests {
 
     #[test]
     fn retry_after_seconds_and_dates() {
-        assert_eq!(parse_retry_after("3", 0), Some(3_000));
-        assert_eq!(parse_retry_after(" 0 ", 0), Some(0));
+        assert_eq!(parse_retry_after("3", 0, http_date), Some(3_000));
+        assert_eq!(parse_retry_after(" 0 ", 0, http_date), Some(0));
         let now = 784_111_777_000 - 2_000; // Sun, 06 Nov 1994 08:49:37 GMT minus 2 s
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(2_000));
-        assert_eq!(parse_retry_after("soon", 0), None);
-        assert_eq!(parse_retry_after("-1", 0), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now, http_date), Some(2_000));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + 5_000, http_date), Some(0));
+        assert_eq!(parse_retry_after("soon", 0, |_| Some(1)), None);
+        assert_eq!(parse_retry_after("-1", 0, |_| Some(1)), None);
     }
 }

@@ -4,31 +4,52 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use js_sys::JSON;
-use serde::de::DeserializeOwned;
+use js_sys::{Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
-use super::js::{global_fetch, now_ms, random, sleep, Timer};
+use super::js::{atob, btoa, global_fetch, now_ms, random, sleep, Timer};
 use crate::core::config::Settings;
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::request::token_request;
 use crate::core::scope::ScopeSet;
 use crate::core::token::{
-    interpret_token_response, jwt_payload, parse_retry_after, JwtClaims, OAuthBody, Token, TokenAnswer,
+    interpret_token_response, jwt_exp_from_field, jwt_payload_base64, parse_retry_after, Field, OAuthBody, Token,
+    TokenAnswer,
 };
 
-/// Parses JSON text into `T` with the host's parser; `None` if it is not JSON or not
-/// of the right shape.
-pub fn parse_json<T: DeserializeOwned>(text: &str) -> Option<T> {
-    let value = JSON::parse(text).ok()?;
-    serde_wasm_bindgen::from_value(value).ok()
+/// Parses JSON text with the host's `JSON.parse`; `None` unless it is a JSON object.
+fn parse_object(text: &str) -> Option<JsValue> {
+    JSON::parse(text).ok().filter(|v| v.is_object() && !js_sys::Array::is_array(v))
+}
+
+fn member(object: &JsValue, name: &str) -> Field {
+    let v = Reflect::get(object, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+    if let Some(s) = v.as_string() {
+        Field::Str(s)
+    } else if let Some(n) = v.as_f64() {
+        Field::Num(n)
+    } else {
+        Field::Absent
+    }
+}
+
+/// An OAuth / VCC error body from JSON text; `None` if it is not a JSON object.
+pub fn parse_oauth_body(text: &str) -> Option<OAuthBody> {
+    let object = parse_object(text)?;
+    Some(OAuthBody::from_fields(|name| member(&object, name)))
 }
 
 fn jwt_exp(token: &str) -> Option<f64> {
-    let payload = String::from_utf8(jwt_payload(token)?).ok()?;
-    parse_json::<JwtClaims>(&payload)?.exp
+    let payload = atob(&jwt_payload_base64(token)?).ok()?;
+    jwt_exp_from_field(member(&parse_object(&payload)?, "exp"))
+}
+
+/// `Date.parse` for HTTP-dates in `Retry-After`.
+fn parse_http_date(value: &str) -> Option<u64> {
+    let ms = js_sys::Date::parse(value);
+    (ms.is_finite() && ms >= 0.0).then_some(ms as u64)
 }
 
 /// Gets a token for `scopes`, retrying network errors, 5xx and 429 per the policy.
@@ -69,8 +90,10 @@ async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64
     let headers = Headers::new().map_err(js_err)?;
     headers.set("content-type", "application/x-www-form-urlencoded").map_err(js_err)?;
     headers.set("accept", "application/json").map_err(js_err)?;
-    if let Some(auth) = &tr.authorization {
-        headers.set("authorization", auth).map_err(js_err)?;
+    if let Some(pair) = &tr.basic_pair {
+        let mut auth = zeroize::Zeroizing::new(String::from("Basic "));
+        auth.push_str(&btoa(pair).map_err(js_err)?);
+        headers.set("authorization", &auth).map_err(js_err)?;
     }
     let controller = AbortController::new().map_err(js_err)?;
     let init = RequestInit::new();
@@ -99,9 +122,13 @@ async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64
     let promise = global_fetch(&request).map_err(transport)?;
     let response: Response = JsFuture::from(promise).await.map_err(transport)?.unchecked_into();
     let status = response.status();
-    let retry_after =
-        response.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now_ms()));
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .ok()
+        .flatten()
+        .and_then(|v| parse_retry_after(&v, now_ms(), parse_http_date));
     let text = JsFuture::from(response.text().map_err(transport)?).await.map_err(transport)?;
-    let body = text.as_string().and_then(|t| parse_json::<OAuthBody>(&t));
+    let body = text.as_string().and_then(|t| parse_oauth_body(&t));
     Ok(interpret_token_response(status, body, jwt_exp, retry_after, requested_at))
 }

@@ -18,6 +18,14 @@ extern "C" {
 
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
+
+    /// Base64 decode to a binary string (browsers, Node 16+, workerd).
+    #[wasm_bindgen(catch)]
+    pub fn atob(data: &str) -> Result<String, JsValue>;
+
+    /// Base64 encode of a Latin-1 string.
+    #[wasm_bindgen(catch)]
+    pub fn btoa(data: &str) -> Result<String, JsValue>;
 }
 
 /// Milliseconds since the Unix epoch.

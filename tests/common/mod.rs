@@ -23,7 +23,10 @@ extern "C" {
 }
 
 fn emulator() -> &'static str {
-    option_env!("VCC_EMULATOR_URL").expect("build the wasm tests with VCC_EMULATOR_URL set (make test does)")
+    match option_env!("VCC_EMULATOR_URL") {
+        Some(url) => url,
+        None => panic!("build the wasm tests with VCC_EMULATOR_URL set (make test does)"),
+    }
 }
 
 async fn sleep(ms: i32) {

@@ -1,0 +1,1 @@
+export * from "./vcc_auth.js";
