@@ -29,7 +29,7 @@ wasm_tools() {
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (~4 min)"
     cargo_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
-  if ! command -v wasm-pack >/dev/null 2>&1; then
+  if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
     say "installing wasm-pack $WASM_PACK_VERSION (~4 min)"
     cargo_install wasm-pack --version "$WASM_PACK_VERSION"
   fi

@@ -198,10 +198,10 @@ impl VccClient {
     pub fn fetch(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | URL")] input: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "VccRequestInit | undefined")] init: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "VccRequestInit")] init: Option<JsValue>,
     ) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.api_fetch(input, init).await })
+        future_to_promise(async move { inner.api_fetch(input, init.unwrap_or(JsValue::UNDEFINED)).await })
     }
 
     /// Times and counters for `scope` (never the token), or `undefined` if unused.
@@ -228,7 +228,10 @@ impl VccClient {
     }
 
     /// Drops the cached token for `scope`, or every cached token.
-    pub fn invalidate(&self, scope: Option<String>) -> Result<(), JsValue> {
+    pub fn invalidate(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "string")] scope: Option<String>,
+    ) -> Result<(), JsValue> {
         let key = match scope {
             Some(s) => Some(self.inner.key_for(&s).map_err(|e| to_js_error(&e))?),
             None => None,
@@ -286,21 +289,21 @@ impl Inner {
             return Err(closed_error());
         }
         let plan = state.cache.get(key, now);
-        let (id, background) = match plan {
+        let (id, start) = match plan {
             Plan::Use => return Ok(ready(state, key)),
             Plan::UseAndRefresh(id) => {
-                spawn_local(run_flight(self.clone(), key.clone(), id, true));
+                spawn_local(run_flight(self.clone(), key.clone(), id));
                 return Ok(ready(state, key));
             }
-            Plan::Wait(id) => (id, None),
-            Plan::Fetch(id) => (id, Some(false)),
+            Plan::Wait(id) => (id, false),
+            Plan::Fetch(id) => (id, true),
         };
         let (tx, rx) = oneshot::channel();
         // Registering on a flight that `get` just reported cannot fail; if it ever did,
         // the dropped sender makes the receiver report `closed` instead of hanging.
         let _ = state.cache.wait(key, id, tx);
-        if let Some(background) = background {
-            spawn_local(run_flight(self.clone(), key.clone(), id, background));
+        if start {
+            spawn_local(run_flight(self.clone(), key.clone(), id));
         }
         Ok(Acquired::Pending(rx))
     }
@@ -475,8 +478,8 @@ fn transport_error(e: &JsValue) -> JsValue {
     to_js_error(&VccError::new(ErrorCode::Network, "could not reach the VCC API (network, DNS, TLS or CORS failure)"))
 }
 
-async fn run_flight(inner: Rc<Inner>, key: CacheKey, id: FlightId, background: bool) {
-    let result = request_token(&inner.settings, &key.scopes, background).await;
+async fn run_flight(inner: Rc<Inner>, key: CacheKey, id: FlightId) {
+    let result = request_token(&inner.settings, &key.scopes).await;
     let now = now_ms();
     let finished = {
         let mut state = inner.state.borrow_mut();
@@ -506,7 +509,7 @@ fn on_timer(weak: Weak<Inner>, key: CacheKey) {
     match plan {
         // Fired a little early: arm again for the real start of the window.
         Plan::Use => inner.schedule(&key),
-        Plan::UseAndRefresh(id) | Plan::Fetch(id) => spawn_local(run_flight(inner.clone(), key, id, true)),
+        Plan::UseAndRefresh(id) | Plan::Fetch(id) => spawn_local(run_flight(inner.clone(), key, id)),
         Plan::Wait(_) => {}
     }
 }

@@ -53,9 +53,11 @@ fn parse_http_date(value: &str) -> Option<u64> {
 }
 
 /// Gets a token for `scopes`, retrying network errors, 5xx and 429 per the policy.
-/// `background` requests (refresh-ahead) do not keep a Node process alive while they
-/// back off.
-pub async fn request_token(settings: &Settings, scopes: &ScopeSet, background: bool) -> Result<Token, VccError> {
+///
+/// Backoff sleeps keep a Node process alive, as the request itself does: a caller may
+/// join a background refresh at any time (inside the hard margin), and an unref'd sleep
+/// would let Node exit under its feet. Only idle refresh timers are unref'd.
+pub async fn request_token(settings: &Settings, scopes: &ScopeSet) -> Result<Token, VccError> {
     let mut retry = 0;
     loop {
         let requested_at = now_ms();
@@ -72,7 +74,7 @@ pub async fn request_token(settings: &Settings, scopes: &ScopeSet, background: b
             return Err(error);
         }
         match settings.retry.delay(retry, error.retry_after_ms, random()) {
-            Some(ms) => sleep(ms, !background).await,
+            Some(ms) => sleep(ms).await,
             None => return Err(error),
         }
         retry += 1;

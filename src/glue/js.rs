@@ -73,10 +73,10 @@ impl Drop for Timer {
     }
 }
 
-/// Resolves after `ms` (retry backoff).
-pub async fn sleep(ms: u64, keep_alive: bool) {
+/// Resolves after `ms` (retry backoff). Keeps a Node process alive meanwhile.
+pub async fn sleep(ms: u64) {
     let (tx, rx) = futures_channel::oneshot::channel::<()>();
-    let _timer = Timer::new(ms, keep_alive, move || {
+    let _timer = Timer::new(ms, true, move || {
         let _ = tx.send(());
     });
     let _ = rx.await;

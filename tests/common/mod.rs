@@ -127,7 +127,7 @@ async fn token(c: &VccClient, scope: &str) -> Result<String, JsValue> {
 }
 
 async fn api(c: &VccClient, path: &str, init: JsValue) -> Result<Response, JsValue> {
-    JsFuture::from(c.fetch(path.into(), init)).await.map(|r| r.unchecked_into())
+    JsFuture::from(c.fetch(path.into(), Some(init))).await.map(|r| r.unchecked_into())
 }
 
 async fn json_of(r: Response) -> JsValue {

@@ -1,0 +1,58 @@
+# vcc-auth — the README is the source of truth for these targets.
+#   make demo    installs what is missing, builds, runs the emulator + a Node example
+#   make test    everything CI runs (.ci/run calls it)
+#   make pkg     the npm package in pkg/
+#   make bench   size / speed / memory figures (not pass/fail)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export CARGO_TERM_COLOR ?= never
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+WASM := --target wasm32-unknown-unknown
+
+.PHONY: all setup setup-build pkg demo test lint test-native test-wasm test-pkg bench emulator clean
+
+all: pkg
+
+# Everything the build and tests need; each step is skipped when already present.
+setup:
+	scripts/setup.sh rust npm browser wasm-tools
+
+setup-build:
+	scripts/setup.sh rust npm wasm-tools
+
+emulator:
+	cargo build --release -p vcc-emulator
+
+pkg: setup-build
+	scripts/build-pkg.sh
+
+lint: setup-build
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy $(WASM) --lib --tests -- -D warnings
+
+test-native:
+	cargo test --workspace
+
+# One emulator for both runs of the shared wasm-bindgen-test suite (Node, Chromium).
+test-wasm: setup
+	scripts/with-emulator.sh bash -c '\
+	  cargo test $(WASM) --test node && \
+	  cargo test $(WASM) --test browser'
+
+test-pkg: pkg
+	scripts/with-emulator.sh scripts/test-pkg.sh
+
+test: setup lint test-native test-wasm test-pkg
+	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package)"
+
+demo: pkg emulator
+	EMULATOR_ARGS="--token-lifetime 5" scripts/with-emulator.sh node examples/node-demo.mjs
+
+bench: pkg emulator
+	@command -v twiggy >/dev/null || cargo install --locked twiggy
+	scripts/with-emulator.sh node bench/bench.mjs
+
+clean:
+	cargo clean
+	rm -rf pkg node_modules

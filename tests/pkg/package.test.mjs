@@ -1,0 +1,127 @@
+// Tests of the built npm package, imported by its name with no init call, as a user
+// would after `npm install vcc-auth`. Run by scripts/test-pkg.sh from a scratch project
+// where the packed tarball is installed, with VCC_EMULATOR_URL set.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { VccClient } from "vcc-auth";
+
+const EMU = process.env.VCC_EMULATOR_URL;
+assert.ok(EMU, "VCC_EMULATOR_URL must be set");
+
+async function newClient(lifetimeSeconds = 7200) {
+  const id = `pkg-${Math.random().toString(36).slice(2)}`;
+  const secret = `pkg-secret-${id}`;
+  const r = await fetch(`${EMU}/_emulator/clients`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds }),
+  });
+  assert.equal(r.status, 200);
+  return { id, secret };
+}
+
+const opts = (c, extra = {}) => ({ clientId: c.id, clientSecret: c.secret, authBaseUrl: EMU, apiBaseUrl: EMU, ...extra });
+
+test("imports by package name with no init and gets a token", async () => {
+  const c = await newClient();
+  const client = new VccClient(opts(c));
+  const token = await client.getToken("agents-availability:read");
+  assert.match(token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+  const res = await client.fetch("/agents-availability?skillNames=Sales,Service");
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { Ready: 17, Away: 4, "Extended Away": 2, "Logged Out": 6 });
+  client.close();
+});
+
+test("errors are Error objects named VccError with a stable code and no secret", async () => {
+  const c = await newClient();
+  const client = new VccClient(opts(c, { clientSecret: "pkg-wrong-secret-value" }));
+  await assert.rejects(client.getToken("stats"), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.name, "VccError");
+    assert.equal(e.code, "invalid_client");
+    assert.ok(!String(e).includes("pkg-wrong-secret-value"));
+    assert.ok(!JSON.stringify(e).includes("pkg-wrong-secret-value"));
+    assert.ok(!(e.stack ?? "").includes("pkg-wrong-secret-value"));
+    return true;
+  });
+  assert.throws(() => new VccClient({ region: "emea", clientId: "x" }), (e) => e.name === "VccError" && e.code === "invalid_config" && /clientSecret/.test(e.message));
+  client.close();
+});
+
+test("a Node process using the client exits by itself (refresh timers are unref'd)", async () => {
+  const c = await newClient(7200);
+  const script = new URL("./exit-check.mjs", import.meta.url);
+  writeFileSync(
+    script,
+    `import { VccClient } from "vcc-auth";
+     // Held in a global so it is never garbage-collected: only unref() can let Node exit
+     // (a collected client would clear its timers through Drop and hide a missing unref).
+     const client = (globalThis.client = new VccClient(${JSON.stringify(opts(c))}));
+     await client.getToken("stats");
+     const info = client.tokenInfo("stats");
+     if (!(info.refreshAt > Date.now())) throw new Error("a refresh timer should be pending");
+     console.log("used the client; not calling close()");`,
+  );
+  const started = Date.now();
+  const code = await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script.pathname], { stdio: ["ignore", "pipe", "inherit"] });
+    const killer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error("the process did not exit by itself within 15 s")); }, 15_000);
+    child.on("exit", (code) => { clearTimeout(killer); resolve(code); });
+  });
+  assert.equal(code, 0);
+  assert.ok(Date.now() - started < 15_000);
+});
+
+async function runChild(name, source) {
+  const script = new URL(`./${name}.mjs`, import.meta.url);
+  writeFileSync(script, source);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script.pathname], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => { out += d; });
+    const killer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`${name} did not exit within 20 s`)); }, 20_000);
+    child.on("exit", (code) => { clearTimeout(killer); resolve({ code, out }); });
+  });
+}
+
+test("a caller waiting on a background refresh that backs off keeps Node alive until it ends", async () => {
+  // 4 s tokens: the refresh timer fires at 2 s and meets a 429 with Retry-After 3, so the
+  // background flight sleeps until ~5 s. At 3.7 s (hard margin) the script waits on that
+  // flight. Were the backoff timer unref'd, Node would find nothing alive and exit with
+  // 13 (unsettled top-level await) instead of getting the token.
+  const c = await newClient(4);
+  const r = await fetch(`${EMU}/_emulator/faults`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ clientId: c.id, token429: 0 }),
+  });
+  assert.equal(r.status, 200);
+  const { code, out } = await runChild(
+    "backoff-check",
+    `import { VccClient } from "vcc-auth";
+     const client = new VccClient(${JSON.stringify(opts(c))});
+     const first = await client.getToken("stats");
+     await fetch(${JSON.stringify(EMU)} + "/_emulator/faults", { method: "POST", headers: { "content-type": "application/json" },
+       body: JSON.stringify({ clientId: ${JSON.stringify(c.id)}, token429: 1, retryAfter: 3 }) });
+     await new Promise((r) => setTimeout(r, 3700));
+     const second = await client.getToken("stats");
+     console.log(second !== first ? "new-token" : "same-token");
+     client.close();`,
+  );
+  assert.equal(code, 0, "the process must not exit while a caller waits");
+  assert.match(out, /new-token/);
+});
+
+test("the package declares typed options, not any", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const { createRequire } = await import("node:module");
+  const require = createRequire(import.meta.url);
+  const dts = await readFile(require.resolve("vcc-auth/package.json").replace(/package\.json$/, "vcc_auth.d.ts"), "utf8");
+  assert.match(dts, /constructor\(options: VccClientOptions\)/);
+  assert.match(dts, /getToken\(scope: string\): Promise<string>/);
+  assert.match(dts, /fetch\(input: string \| URL, init\?: VccRequestInit\): Promise<Response>/);
+  assert.match(dts, /export interface VccClientOptions/);
+});

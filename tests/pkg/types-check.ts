@@ -1,0 +1,26 @@
+// Compiled with `tsc --noEmit` against the installed package: the declarations must
+// accept correct use and reject wrong use (the @ts-expect-error lines fail the build
+// if the types were `any`).
+import { VccClient, type VccClientOptions, type VccError, type VccTokenInfo } from "vcc-auth";
+
+const options: VccClientOptions = {
+  region: "emea",
+  clientId: "id",
+  clientSecret: "secret",
+  onEvent: (e) => console.log(e.type, e.scope, e.expiresAt),
+};
+const client = new VccClient(options);
+const token: Promise<string> = client.getToken("stats");
+const response: Promise<Response> = client.fetch("/stats/agent-status", { scope: "stats", method: "GET" });
+const plain: Promise<Response> = client.fetch("/agents-availability?skillNames=Sales");
+const info: VccTokenInfo | undefined = client.tokenInfo("stats");
+function code(e: VccError): string {
+  return e.code;
+}
+// @ts-expect-error region must be one of the three
+new VccClient({ region: "mars", clientId: "a", clientSecret: "b" });
+// @ts-expect-error clientSecret is required
+new VccClient({ region: "emea", clientId: "a" });
+// @ts-expect-error timeoutMs is a number
+new VccClient({ region: "emea", clientId: "a", clientSecret: "b", timeoutMs: "10" });
+void token; void response; void plain; void info; void code;
