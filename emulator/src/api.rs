@@ -99,7 +99,7 @@ fn user(id: u32) -> Value {
         "firstName": first,
         "lastName": last,
         "email": format!("{}.{}@example.com", first.to_lowercase(), last.to_lowercase()),
-        "active": id % 7 != 0,
+        "active": !id.is_multiple_of(7),
         "presence": presence,
     })
 }

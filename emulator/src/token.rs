@@ -144,6 +144,6 @@ pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap
         eprintln!("token issued to {client_id} (#{serial}, {lifetime_s} s)");
     }
     // VCC has been seen answering both "Bearer" and "bearer".
-    let token_type = if serial % 2 == 0 { "bearer" } else { "Bearer" };
+    let token_type = if serial.is_multiple_of(2) { "bearer" } else { "Bearer" };
     json_response(StatusCode::OK, json!({ "access_token": token, "expires_in": lifetime_s, "token_type": token_type }))
 }
