@@ -51,7 +51,7 @@ demo: pkg emulator
 
 bench: pkg emulator
 	@command -v twiggy >/dev/null || cargo install --locked twiggy
-	scripts/with-emulator.sh node bench/bench.mjs
+	scripts/with-emulator.sh node --expose-gc bench/bench.mjs
 
 clean:
 	cargo clean

@@ -24,12 +24,25 @@ use crate::core::secret::{AccessToken, ClientSecret};
 use crate::core::token::{classify_401, Api401};
 
 /// Cache key: auth base URL + client id + normalised scope set, so two clients (or a
-/// future shared cache) never mix tokens of different credentials.
+/// future shared cache) never mix tokens of different credentials. One `Rc`: cheap to
+/// clone on the hot path.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
+struct CacheKey(Rc<KeyParts>);
+
+#[derive(PartialEq, Eq, Hash)]
+struct KeyParts {
     scopes: ScopeSet,
     auth_base: Rc<str>,
     client_id: Rc<str>,
+}
+
+/// `getToken`'s fast path for one raw `scope` argument: its key (so normalisation runs
+/// once) and, while the core has said the token is fresh (before its `refresh_at`), the
+/// token as a JS string. `fresh` is cleared whenever the key's cache entry changes, so
+/// the fast path never serves a token the core would not.
+struct Memo {
+    key: CacheKey,
+    fresh: Option<(u64, JsValue)>,
 }
 
 type Outcome = Result<AccessToken, VccError>;
@@ -41,12 +54,20 @@ const SCOPE_MEMO_LIMIT: usize = 256;
 struct State {
     cache: TokenCache<CacheKey, Waiter>,
     timers: HashMap<CacheKey, Timer>,
-    /// Raw `scope` argument -> key, so the cached path skips splitting and sorting.
-    keys: HashMap<String, CacheKey>,
-    /// The cached token as a JS string, by serial, so the cached path does not copy
-    /// the token into a new JS string on every call.
-    js_tokens: HashMap<CacheKey, (u64, JsValue)>,
+    /// By raw `scope` argument (bounded: cleared past `SCOPE_MEMO_LIMIT` entries).
+    memos: HashMap<String, Memo>,
     closed: bool,
+}
+
+impl State {
+    /// Drops fast-path tokens of `key` (or all): its cache entry changed.
+    fn forget_fresh(&mut self, key: Option<&CacheKey>) {
+        for memo in self.memos.values_mut() {
+            if key.is_none_or(|k| *k == memo.key) {
+                memo.fresh = None;
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -59,7 +80,9 @@ struct Inner {
 }
 
 enum Acquired {
-    Ready(JsValue, AccessToken),
+    /// The cached token is good (read it from the cache).
+    Ready,
+    /// Wait for a flight.
     Pending(oneshot::Receiver<Outcome>),
 }
 
@@ -163,8 +186,7 @@ impl VccClient {
             state: RefCell::new(State {
                 cache: TokenCache::new(settings.margins),
                 timers: HashMap::new(),
-                keys: HashMap::new(),
-                js_tokens: HashMap::new(),
+                memos: HashMap::new(),
                 closed: false,
             }),
             settings,
@@ -176,10 +198,17 @@ impl VccClient {
     /// from the cache when it is fresh. Concurrent callers share one token request.
     #[wasm_bindgen(js_name = getToken, unchecked_return_type = "Promise<string>")]
     pub fn get_token(&self, scope: &str) -> Promise {
-        let acquired = self.inner.key_for(scope).and_then(|key| self.inner.acquire(&key));
+        let now = now_ms();
+        if let Some(js) = self.inner.fresh(scope, now) {
+            return Promise::resolve(&js);
+        }
+        let acquired = self.inner.key_for(scope).and_then(|key| Ok((self.inner.acquire(&key)?, key)));
         match acquired {
-            Ok(Acquired::Ready(js, _)) => Promise::resolve(&js),
-            Ok(Acquired::Pending(rx)) => future_to_promise(async move {
+            Ok((Acquired::Ready, key)) => match self.inner.ready_js(scope, &key, now) {
+                Some(js) => Promise::resolve(&js),
+                None => Promise::reject(&to_js_error(&closed_error())),
+            },
+            Ok((Acquired::Pending(rx), _)) => future_to_promise(async move {
                 match rx.await {
                     Ok(Ok(token)) => Ok(JsValue::from_str(token.expose())),
                     Ok(Err(e)) => Err(to_js_error(&e)),
@@ -213,7 +242,7 @@ impl VccClient {
             return Ok(JsValue::UNDEFINED);
         };
         let o = Obj::new();
-        o.set("scope", key.scopes.as_str())
+        o.set("scope", key.0.scopes.as_str())
             .set_opt("obtainedAt", info.obtained_at)
             .set_opt("expiresAt", info.expires_at)
             .set_opt("refreshAt", info.refresh_at)
@@ -238,15 +267,12 @@ impl VccClient {
         };
         let mut state = self.inner.state.borrow_mut();
         state.cache.invalidate(key.as_ref());
+        state.forget_fresh(key.as_ref());
         match &key {
             Some(k) => {
-                state.js_tokens.remove(k);
                 state.timers.remove(k);
             }
-            None => {
-                state.js_tokens.clear();
-                state.timers.clear();
-            }
+            None => state.timers.clear(),
         }
         Ok(())
     }
@@ -257,26 +283,51 @@ impl VccClient {
         let mut state = self.inner.state.borrow_mut();
         state.closed = true;
         state.timers.clear();
-        state.js_tokens.clear();
+        state.memos.clear();
         state.cache.invalidate(None);
     }
 }
 
 impl Inner {
-    fn key_for(&self, scope: &str) -> Result<CacheKey, VccError> {
-        if let Some(k) = self.state.borrow().keys.get(scope) {
-            return Ok(k.clone());
+    /// The fast path: a token the core declared fresh until a time still ahead.
+    fn fresh(&self, scope: &str, now: u64) -> Option<JsValue> {
+        let state = self.state.borrow();
+        match state.memos.get(scope)?.fresh.as_ref() {
+            Some((until, js)) if now < *until => Some(js.clone()),
+            _ => None,
         }
-        let key = CacheKey {
+    }
+
+    /// After `acquire` said `Ready`: the token as a JS string, remembered for the fast
+    /// path while it is fresh.
+    fn ready_js(&self, scope: &str, key: &CacheKey, now: u64) -> Option<JsValue> {
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let (token, _) = state.cache.current(key)?;
+        let js = JsValue::from_str(token.value.expose());
+        let until = state.cache.margins().refresh_at(token);
+        if now < until {
+            if let Some(memo) = state.memos.get_mut(scope) {
+                memo.fresh = Some((until, js.clone()));
+            }
+        }
+        Some(js)
+    }
+
+    fn key_for(&self, scope: &str) -> Result<CacheKey, VccError> {
+        if let Some(m) = self.state.borrow().memos.get(scope) {
+            return Ok(m.key.clone());
+        }
+        let key = CacheKey(Rc::new(KeyParts {
             scopes: ScopeSet::parse(scope)?,
             auth_base: self.auth_base.clone(),
             client_id: self.client_id.clone(),
-        };
+        }));
         let mut state = self.state.borrow_mut();
-        if state.keys.len() >= SCOPE_MEMO_LIMIT {
-            state.keys.clear();
+        if state.memos.len() >= SCOPE_MEMO_LIMIT {
+            state.memos.clear();
         }
-        state.keys.insert(scope.to_owned(), key.clone());
+        state.memos.insert(scope.to_owned(), Memo { key: key.clone(), fresh: None });
         Ok(key)
     }
 
@@ -290,10 +341,10 @@ impl Inner {
         }
         let plan = state.cache.get(key, now);
         let (id, start) = match plan {
-            Plan::Use => return Ok(ready(state, key)),
+            Plan::Use => return Ok(Acquired::Ready),
             Plan::UseAndRefresh(id) => {
                 spawn_local(run_flight(self.clone(), key.clone(), id));
-                return Ok(ready(state, key));
+                return Ok(Acquired::Ready);
             }
             Plan::Wait(id) => (id, false),
             Plan::Fetch(id) => (id, true),
@@ -310,7 +361,9 @@ impl Inner {
 
     async fn token_for(self: &Rc<Self>, key: &CacheKey) -> Result<AccessToken, VccError> {
         match self.acquire(key)? {
-            Acquired::Ready(_, token) => Ok(token),
+            Acquired::Ready => {
+                self.state.borrow().cache.current(key).map(|(t, _)| t.value.clone()).ok_or_else(closed_error)
+            }
             Acquired::Pending(rx) => rx.await.unwrap_or_else(|_| Err(closed_error())),
         }
     }
@@ -326,7 +379,7 @@ impl Inner {
             Event::RefreshFailed(e) => ("failed", Some(e), true),
             Event::Failed(e) => ("failed", Some(e), false),
         };
-        o.set("type", kind).set("scope", key.scopes.as_str()).set("at", now as f64);
+        o.set("type", kind).set("scope", key.0.scopes.as_str()).set("at", now as f64);
         if let Some(info) = self.state.borrow().cache.info(key) {
             o.set_opt("expiresAt", info.expires_at);
         }
@@ -425,31 +478,14 @@ impl Inner {
         if classify_401(www.as_deref(), body.as_ref()) != Api401::InvalidToken {
             return Ok(response.into());
         }
-        self.state.borrow_mut().cache.invalidate_if(&key, &token);
+        {
+            let mut state = self.state.borrow_mut();
+            if state.cache.invalidate_if(&key, &token) {
+                state.forget_fresh(Some(&key));
+            }
+        }
         let token = self.token_for(&key).await.map_err(err)?;
         Ok(send_api(&request, &token, accept).await?.into())
-    }
-}
-
-fn ready(state: &mut State, key: &CacheKey) -> Acquired {
-    match state.cache.current(key) {
-        Some((token, serial)) => {
-            let js = match state.js_tokens.get(key) {
-                Some((s, js)) if *s == serial => js.clone(),
-                _ => {
-                    let js = JsValue::from_str(token.value.expose());
-                    state.js_tokens.insert(key.clone(), (serial, js.clone()));
-                    js
-                }
-            };
-            Acquired::Ready(js, token.value.clone())
-        }
-        // `Use` always comes with a token; answer "closed" rather than panic if not.
-        None => {
-            let (tx, rx) = oneshot::channel();
-            drop(tx);
-            Acquired::Pending(rx)
-        }
     }
 }
 
@@ -479,11 +515,12 @@ fn transport_error(e: &JsValue) -> JsValue {
 }
 
 async fn run_flight(inner: Rc<Inner>, key: CacheKey, id: FlightId) {
-    let result = request_token(&inner.settings, &key.scopes).await;
+    let result = request_token(&inner.settings, &key.0.scopes).await;
     let now = now_ms();
     let finished = {
         let mut state = inner.state.borrow_mut();
         let f = state.cache.finish(&key, id, result, now);
+        state.forget_fresh(Some(&key));
         if state.closed {
             state.cache.invalidate(None);
         }

@@ -181,6 +181,7 @@ async fn expired_token_401_gets_one_refresh_and_one_retry() {
     let c = client(&id, &secret, &[]);
     let r = api(&c, "/agents-availability?skillNames=Sales", JsValue::UNDEFINED).await.unwrap();
     assert_eq!(r.status(), 200);
+    let before = token(&c, "agents-availability:read").await.unwrap();
     control("/_emulator/revoke", obj(&[("clientId", id.as_str().into())])).await;
     let r = api(&c, "/agents-availability?skillNames=Sales", JsValue::UNDEFINED).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -189,6 +190,9 @@ async fn expired_token_401_gets_one_refresh_and_one_retry() {
     assert_eq!(num(&s, "tokenRequests.agents-availability:read"), 2.0, "one refresh");
     assert_eq!(num(&s, "api401InvalidToken"), 1.0);
     assert_eq!(num(&s, "apiRequests"), 3.0, "one retry");
+    // the rejected token is gone from every cache path, including getToken's fast path
+    assert_ne!(token(&c, "agents-availability:read").await.unwrap(), before);
+    assert_eq!(num(&stats(&id).await, "tokenRequests.agents-availability:read"), 2.0);
     c.close();
 }
 
