@@ -11,6 +11,8 @@ cd "$work"
 printf '{"name":"pkg-test","private":true,"type":"module"}\n' > package.json
 npm install --no-audit --no-fund --loglevel=error "./$tarball" >/dev/null
 cp "$root"/tests/pkg/*.test.mjs "$root"/tests/pkg/types-check.ts .
+cp -r "$root/tests/workerd" ./workerd
+export WRANGLER="$root/node_modules/.bin/wrangler" VCC_ROOT="$root"
 "$root/node_modules/.bin/tsc" --noEmit --strict --target es2022 --module nodenext --moduleResolution nodenext --lib es2022,dom,esnext.disposable --skipLibCheck false types-check.ts
 echo "[pkg] types-check.ts compiles against the installed package" >&2
-node --test --test-reporter=spec ./*.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec ./*.test.mjs

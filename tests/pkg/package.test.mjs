@@ -75,11 +75,11 @@ test("a Node process using the client exits by itself (refresh timers are unref'
   assert.ok(Date.now() - started < 15_000);
 });
 
-async function runChild(name, source) {
+async function runChild(name, source, nodeArgs = []) {
   const script = new URL(`./${name}.mjs`, import.meta.url);
   writeFileSync(script, source);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script.pathname], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [...nodeArgs, script.pathname], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => { out += d; });
     const killer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`${name} did not exit within 20 s`)); }, 20_000);
@@ -113,6 +113,47 @@ test("a caller waiting on a background refresh that backs off keeps Node alive u
   );
   assert.equal(code, 0, "the process must not exit while a caller waits");
   assert.match(out, /new-token/);
+});
+
+test("a dropped client frees its refresh timers (weak refs: no refresh after GC)", async () => {
+  // 2 s tokens refresh from 1 s on. The client is dropped and collected right after its
+  // first token; 2.5 s later the emulator must have seen no refresh. If the JS wrapper's
+  // finaliser did not drop the Rust client, or a timer held it strongly (a cycle), it
+  // would live on and its timer would refresh.
+  const c = await newClient(2);
+  const { code, out } = await runChild(
+    "drop-check",
+    `import { VccClient } from "vcc-auth";
+     await (async () => {
+       const client = new VccClient(${JSON.stringify(opts(c))});
+       await client.getToken("stats");
+     })();
+     for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }
+     await new Promise((r) => setTimeout(r, 2500));
+     const s = await (await fetch(${JSON.stringify(EMU)} + "/_emulator/stats?clientId=${c.id}")).json();
+     console.log("requests=" + s.tokenRequests.stats);`,
+    ["--expose-gc"],
+  );
+  assert.equal(code, 0);
+  assert.match(out, /requests=1\b/, out);
+});
+
+test("a kept client does refresh (the control for the test above)", async () => {
+  const c = await newClient(2);
+  const { code, out } = await runChild(
+    "keep-check",
+    `import { VccClient } from "vcc-auth";
+     globalThis.client = new VccClient(${JSON.stringify(opts(c))});
+     await globalThis.client.getToken("stats");
+     for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }
+     await new Promise((r) => setTimeout(r, 2500));
+     const s = await (await fetch(${JSON.stringify(EMU)} + "/_emulator/stats?clientId=${c.id}")).json();
+     console.log("requests=" + s.tokenRequests.stats);
+     globalThis.client.close();`,
+    ["--expose-gc"],
+  );
+  assert.equal(code, 0);
+  assert.doesNotMatch(out, /requests=1\b/, out);
 });
 
 test("the package declares typed options, not any", async () => {

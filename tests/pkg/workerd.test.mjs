@@ -1,0 +1,79 @@
+// The package in workerd: wrangler bundles tests/workerd/worker.mjs, which imports
+// "vcc-auth" by name (workerd condition: initSync with the compiled module), and
+// `wrangler dev` runs it in the real workerd runtime against the emulator.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+
+const EMU = process.env.VCC_EMULATOR_URL;
+const WRANGLER = process.env.WRANGLER;
+assert.ok(EMU && WRANGLER, "VCC_EMULATOR_URL and WRANGLER must be set");
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+let dev, base, output = "";
+const id = `workerd-${Math.random().toString(36).slice(2)}`;
+const secret = `workerd-secret-${id}`;
+
+before(async () => {
+  const r = await fetch(`${EMU}/_emulator/clients`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }),
+  });
+  assert.equal(r.status, 200);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  dev = spawn(WRANGLER, ["dev", "--ip", "127.0.0.1", "--port", String(port), "--log-level", "warn",
+    "--var", `EMU:${EMU}`, "--var", `CLIENT_ID:${id}`, "--var", `CLIENT_SECRET:${secret}`], {
+    cwd: new URL("./workerd/", import.meta.url),
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  dev.stdout.on("data", (d) => { output += d; });
+  dev.stderr.on("data", (d) => { output += d; });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${base}/nothing`);
+      if (res.status === 404) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+});
+
+after(() => dev?.kill("SIGTERM"));
+
+test("workerd: imports vcc-auth by name and gets a cached token", async () => {
+  const res = await fetch(`${base}/token`);
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.ok(body.length > 100);
+  assert.equal(body.cached, true);
+  assert.equal(body.info.fetches, 1);
+  const stats = await (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
+  assert.equal(stats.tokenRequests.stats, 1);
+});
+
+test("workerd: fetch calls the API with the bearer token", async () => {
+  const res = await fetch(`${base}/agents`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { Ready: 10, Away: 3, "Extended Away": 0, "Logged Out": 2 });
+});
+
+test("workerd: errors keep their code and never show the secret", async () => {
+  const res = await fetch(`${base}/wrong-secret`);
+  const body = await res.json();
+  assert.equal(body.name, "VccError");
+  assert.equal(body.code, "invalid_client");
+  assert.ok(!JSON.stringify(body).includes("workerd-wrong-secret"));
+  assert.ok(!output.includes(secret) && !output.includes("workerd-wrong-secret"), "no secret in wrangler's output");
+});
