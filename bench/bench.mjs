@@ -36,7 +36,7 @@ const emuStats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${i
 // 1. Size of what a browser downloads: wasm + JS glue + entry, gzipped.
 console.error("size");
 const wasm = readFileSync(join(root, "pkg/vcc_auth_bg.wasm"));
-const glue = Buffer.concat([readFileSync(join(root, "pkg/vcc_auth.js")), readFileSync(join(root, "pkg/browser.mjs"))]);
+const glue = Buffer.concat(["vcc_auth.js", "browser.mjs", "client.mjs"].map((f) => readFileSync(join(root, "pkg", f))));
 const gzWasm = gzipSync(wasm, { level: 9 }).length;
 const gzGlue = gzipSync(glue, { level: 9 }).length;
 let dominates = "";

@@ -5,3 +5,4 @@ import init from "./vcc_auth.js";
 await init({ module_or_path: new URL("./vcc_auth_bg.wasm", import.meta.url) });
 
 export * from "./vcc_auth.js";
+export { VccClient } from "./client.mjs";

@@ -6,3 +6,4 @@ import { initSync } from "./vcc_auth.js";
 initSync({ module: readFileSync(new URL("./vcc_auth_bg.wasm", import.meta.url)) });
 
 export * from "./vcc_auth.js";
+export { VccClient } from "./client.mjs";

@@ -6,3 +6,4 @@ import { initSync } from "./vcc_auth.js";
 initSync({ module: wasmModule });
 
 export * from "./vcc_auth.js";
+export { VccClient } from "./client.mjs";

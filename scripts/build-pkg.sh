@@ -13,7 +13,7 @@ say "wasm-opt -Oz"
 node_modules/.bin/wasm-opt pkg/vcc_auth_bg.wasm -Oz --strip-debug --strip-producers -o pkg/vcc_auth_bg.wasm
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-cp js/node.mjs js/browser.mjs js/workerd.mjs js/index.d.ts pkg/
+cp js/node.mjs js/browser.mjs js/workerd.mjs js/client.mjs js/index.d.ts pkg/
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$version\"/" js/package.json > pkg/package.json
 cp README.md pkg/README.md 2>/dev/null || true
 say "built pkg/ (vcc-auth $version): $(wc -c < pkg/vcc_auth_bg.wasm) bytes of wasm"

@@ -28,24 +28,34 @@ impl ScopeSet {
     /// Normalises `input` (split on whitespace, dedupe, sort) and checks each scope is
     /// known or of the form `object:action` with `[a-z0-9._-]` on both sides.
     pub fn parse(input: &str) -> Result<Self, VccError> {
-        let mut parts: Vec<&str> = input.split_whitespace().collect();
-        if parts.is_empty() {
-            return Err(VccError::config(
-                "scope",
-                "is empty; give one or more scopes such as agents-availability:read",
-            ));
-        }
-        for p in &parts {
+        // Ordered insertion: dedupes as it sorts, and for the usual one to three scopes
+        // is smaller in the wasm than a general sort + dedup + join.
+        let mut parts: Vec<&str> = Vec::new();
+        for p in input.split_whitespace() {
             if !is_valid_scope(p) {
                 return Err(VccError::config(
                     "scope",
                     "must be a known VCC scope or look like object:action (lowercase letters, digits, . _ -)",
                 ));
             }
+            if let Err(i) = parts.binary_search(&p) {
+                parts.insert(i, p);
+            }
         }
-        parts.sort_unstable();
-        parts.dedup();
-        Ok(Self(parts.join(" ")))
+        if parts.is_empty() {
+            return Err(VccError::config(
+                "scope",
+                "is empty; give one or more scopes such as agents-availability:read",
+            ));
+        }
+        let mut canonical = String::with_capacity(input.len());
+        for p in parts {
+            if !canonical.is_empty() {
+                canonical.push(' ');
+            }
+            canonical.push_str(p);
+        }
+        Ok(Self(canonical))
     }
 
     /// The canonical space-separated form.

@@ -56,15 +56,20 @@ struct State {
     timers: HashMap<CacheKey, Timer>,
     /// By raw `scope` argument (bounded: cleared past `SCOPE_MEMO_LIMIT` entries).
     memos: HashMap<String, Memo>,
+    /// The fresh memos mirrored into a JS `Map` (raw scope -> `{ token, until }`) for the
+    /// npm entry's `getToken`, which then answers a cached call without entering the wasm
+    /// (see js/client.mjs). Written and deleted only here, together with `memos`.
+    published: js_sys::Map,
     closed: bool,
 }
 
 impl State {
     /// Drops fast-path tokens of `key` (or all): its cache entry changed.
     fn forget_fresh(&mut self, key: Option<&CacheKey>) {
-        for memo in self.memos.values_mut() {
-            if key.is_none_or(|k| *k == memo.key) {
+        for (scope, memo) in self.memos.iter_mut() {
+            if memo.fresh.is_some() && key.is_none_or(|k| *k == memo.key) {
                 memo.fresh = None;
+                self.published.delete(&JsValue::from_str(scope));
             }
         }
     }
@@ -187,6 +192,7 @@ impl VccClient {
                 cache: TokenCache::new(settings.margins),
                 timers: HashMap::new(),
                 memos: HashMap::new(),
+                published: js_sys::Map::new(),
                 closed: false,
             }),
             settings,
@@ -231,6 +237,12 @@ impl VccClient {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move { inner.api_fetch(input, init.unwrap_or(JsValue::UNDEFINED)).await })
+    }
+
+    /// Internal: the map of fresh tokens the npm entry's `getToken` fast path reads.
+    #[wasm_bindgen(getter, js_name = "__published", skip_typescript)]
+    pub fn published(&self) -> js_sys::Map {
+        self.inner.state.borrow().published.clone()
     }
 
     /// Times and counters for `scope` (never the token), or `undefined` if unused.
@@ -284,6 +296,7 @@ impl VccClient {
         state.closed = true;
         state.timers.clear();
         state.memos.clear();
+        state.published.clear();
         state.cache.invalidate(None);
     }
 }
@@ -309,6 +322,9 @@ impl Inner {
         if now < until {
             if let Some(memo) = state.memos.get_mut(scope) {
                 memo.fresh = Some((until, js.clone()));
+                let entry = Obj::new();
+                entry.set("token", js.clone()).set("until", until as f64);
+                state.published.set(&JsValue::from_str(scope), &entry.0);
             }
         }
         Some(js)
@@ -326,6 +342,7 @@ impl Inner {
         let mut state = self.state.borrow_mut();
         if state.memos.len() >= SCOPE_MEMO_LIMIT {
             state.memos.clear();
+            state.published.clear();
         }
         state.memos.insert(scope.to_owned(), Memo { key: key.clone(), fresh: None });
         Ok(key)

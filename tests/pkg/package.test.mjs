@@ -35,6 +35,29 @@ test("imports by package name with no init and gets a token", async () => {
   client.close();
 });
 
+test("the cached fast path never serves a token the cache dropped", async () => {
+  const c = await newClient();
+  const client = new VccClient(opts(c));
+  const scope = "agents-availability:read";
+  const t1 = await client.getToken(scope);
+  assert.equal(await client.getToken(scope), t1, "served from the cache");
+  client.invalidate(scope);
+  const t2 = await client.getToken(scope);
+  assert.notEqual(t2, t1, "invalidate() drops it");
+  client.invalidate();
+  const t3 = await client.getToken(scope);
+  assert.notEqual(t3, t2, "invalidate() of everything drops it");
+  // VCC rejects the token (revoked): fetch refreshes and retries, and getToken follows
+  await fetch(`${EMU}/_emulator/revoke`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ clientId: c.id }) });
+  assert.equal((await client.fetch("/agents-availability")).status, 200);
+  const t4 = await client.getToken(scope);
+  assert.notEqual(t4, t3, "a token VCC rejected is not served again");
+  const stats = await (await fetch(`${EMU}/_emulator/stats?clientId=${c.id}`)).json();
+  assert.equal(stats.tokenRequests[scope], 4);
+  client.close();
+  await assert.rejects(client.getToken(scope), (e) => e.code === "closed");
+});
+
 test("errors are Error objects named VccError with a stable code and no secret", async () => {
   const c = await newClient();
   const client = new VccClient(opts(c, { clientSecret: "pkg-wrong-secret-value" }));
