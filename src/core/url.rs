@@ -27,10 +27,7 @@ impl BaseUrl {
     /// token or secret can only travel unencrypted to this machine (emulator, tests).
     pub fn parse(input: &str) -> Result<Self, UrlProblem> {
         let (secure, rest) = split_scheme(input).ok_or("must start with https:// (or http:// for loopback)")?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
+        let (authority, path) = split_at_first(rest, &['/']);
         let (host, port) = parse_authority(authority, secure)?;
         if path.contains(['?', '#']) {
             return Err("must not have a query or fragment");
@@ -96,12 +93,11 @@ impl BaseUrl {
         } else {
             let (secure, rest) =
                 split_scheme(input).ok_or("must be a path starting with / or a URL on the API origin")?;
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (host, port) = parse_authority(&rest[..end], secure)?;
+            let (authority, path) = split_at_first(rest, &['/', '?', '#']);
+            let (host, port) = parse_authority(authority, secure)?;
             if secure != self.secure || host != self.host || port != self.port {
                 return Err("is not on the API origin; the token is only ever sent there");
             }
-            let path = &rest[end..];
             let under =
                 path.strip_prefix(self.prefix.as_str()).filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
             match under {
@@ -162,11 +158,20 @@ impl<'a> Target<'a> {
 fn split_scheme(input: &str) -> Option<(bool, &str)> {
     let lower_prefix = |p: &str| input.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
     if lower_prefix("https://") {
-        Some((true, &input[8..]))
+        Some((true, input.get(8..)?))
     } else if lower_prefix("http://") {
-        Some((false, &input[7..]))
+        Some((false, input.get(7..)?))
     } else {
         None
+    }
+}
+
+/// Splits before the first of `stops` (the stop stays with the second part), or at the
+/// end. No indexing: nothing here can panic.
+fn split_at_first<'a>(s: &'a str, stops: &[char]) -> (&'a str, &'a str) {
+    match s.find(stops) {
+        Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
+        None => (s, ""),
     }
 }
 
@@ -178,17 +183,13 @@ fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>
         return Err("must not contain user info (@)");
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let close = rest.find(']').ok_or("has an unclosed IPv6 bracket")?;
-        let inner = &rest[..close];
+        let (inner, after) = rest.split_once(']').ok_or("has an unclosed IPv6 bracket")?;
         if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
             return Err("has an invalid IPv6 host");
         }
-        (&authority[..close + 2], &rest[close + 1..])
+        (authority.get(..inner.len() + 2).ok_or("has an invalid IPv6 host")?, after)
     } else {
-        match authority.find(':') {
-            Some(i) => (&authority[..i], &authority[i..]),
-            None => (authority, ""),
-        }
+        split_at_first(authority, &[':'])
     };
     let port = match port {
         "" => None,
@@ -241,21 +242,12 @@ pub fn push_u16(s: &mut String, n: u16) {
     push_u64(s, u64::from(n));
 }
 
-/// Appends a decimal `u64` without `format!`.
-pub fn push_u64(s: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Appends a decimal `u64` without `format!` (most significant digit first).
+pub fn push_u64(s: &mut String, n: u64) {
+    if n >= 10 {
+        push_u64(s, n / 10);
     }
-    for &b in &buf[i..] {
-        s.push(b as char);
-    }
+    s.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]
@@ -342,5 +334,33 @@ mod tests {
         s.push(' ');
         push_u64(&mut s, u64::MAX);
         assert_eq!(s, "0 18446744073709551615");
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a caller passes, the result never leaves the API origin or its
+            /// prefix, has no dot segment and no backslash, and nothing panics.
+            #[test]
+            fn accepted_targets_stay_on_the_base(input in "(https?://[a-z.@:\\[\\]0-9]{0,20})?[/a-z.%2eEfF5cC\\\\?#@:]{0,30}") {
+                let base = BaseUrl::parse("https://api.example:8443/vcc").unwrap();
+                if let Ok(t) = base.resolve(&input) {
+                    let url = base.join(&t.path_and_query());
+                    prop_assert!(url.starts_with("https://api.example:8443/vcc/"), "{url}");
+                    prop_assert!(!t.path.contains('\\'));
+                    prop_assert!(t.path.split('/').all(|seg| seg != "." && seg != ".."));
+                    let lower = t.path.to_ascii_lowercase();
+                    prop_assert!(lower.split('/').map(|seg| seg.replace("%2e", ".")).all(|seg| seg != "." && seg != ".."));
+                }
+            }
+
+            #[test]
+            fn base_parse_never_panics(input in "\\PC{0,40}") {
+                let _ = BaseUrl::parse(&input);
+            }
+        }
     }
 }
