@@ -300,3 +300,39 @@ fn answer(
         None => json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_accept_is_required() {
+        let mut h = HeaderMap::new();
+        assert!(!valid_accept(&h));
+        h.insert(header::ACCEPT, "application/json".parse().unwrap());
+        assert!(!valid_accept(&h));
+        h.insert(header::ACCEPT, "application/json, application/vnd.newvoicemedia.v1+json".parse().unwrap());
+        assert!(valid_accept(&h));
+        h.insert(header::ACCEPT, "application/vnd.newvoicemedia.vX+json".parse().unwrap());
+        assert!(!valid_accept(&h));
+    }
+
+    #[test]
+    fn routes_match_whole_segments() {
+        assert_eq!(required_scope(&Method::GET, "/stats/agent-status"), Ok("stats"));
+        assert_eq!(required_scope(&Method::GET, "/statsx"), Err(StatusCode::NOT_FOUND));
+        assert_eq!(required_scope(&Method::POST, "/stats"), Err(StatusCode::METHOD_NOT_ALLOWED));
+        assert_eq!(required_scope(&Method::PUT, "/useradmin/users/1"), Ok("users:write"));
+        assert_eq!(
+            required_scope(&Method::DELETE, "/interaction-content/interactions/x"),
+            Ok("interaction-content:delete")
+        );
+    }
+
+    #[test]
+    fn availability_sums_the_requested_skills() {
+        assert_eq!(agents_availability(Some("skillNames=Sales,Service"))["Ready"], 17);
+        assert_eq!(agents_availability(Some("skillNames=sales"))["Ready"], 10);
+        assert_eq!(agents_availability(None)["Ready"], 25);
+    }
+}

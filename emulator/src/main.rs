@@ -134,3 +134,19 @@ fn router(emulator: Arc<Emulator>) -> Router {
         .layer(CorsLayer::very_permissive().expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE]))
         .with_state(emulator)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_client;
+
+    #[test]
+    fn client_specs_parse_and_bad_ones_are_refused() {
+        let (id, c) = parse_client("a:b:stats,users:read", 60).unwrap();
+        assert_eq!((id.as_str(), c.secret.as_str(), c.lifetime_s), ("a", "b", 60));
+        assert_eq!(c.scopes, vec!["stats", "users:read"]);
+        // the secret may contain ':' only if scopes come last; three parts are required
+        assert!(parse_client("a:b", 60).is_err());
+        assert!(parse_client(":b:stats", 60).is_err());
+        assert!(parse_client("a::stats", 60).is_err());
+    }
+}

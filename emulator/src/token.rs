@@ -147,3 +147,28 @@ pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap
     let token_type = if serial.is_multiple_of(2) { "bearer" } else { "Bearer" };
     json_response(StatusCode::OK, json!({ "access_token": token, "expires_in": lifetime_s, "token_type": token_type }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded_after_base64() {
+        let mut h = HeaderMap::new();
+        // RFC 6749 2.3.1: "my id" / "s&c:r" form-urlencoded, then base64
+        let b64 = STANDARD.encode("my+id:s%26c%3Ar");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {b64}")).unwrap());
+        assert_eq!(basic_credentials(&h), Some(("my id".into(), "s&c:r".into())));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert_eq!(basic_credentials(&h), None);
+    }
+
+    #[test]
+    fn tokens_are_jwts_with_exp() {
+        let t = make_jwt("c", "stats", 100, 160, 1);
+        let payload = t.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(claims["exp"], 160);
+        assert_eq!(claims["scope"], serde_json::json!(["stats"]));
+    }
+}
