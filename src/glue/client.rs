@@ -36,15 +36,6 @@ struct KeyParts {
     client_id: Rc<str>,
 }
 
-/// `getToken`'s fast path for one raw `scope` argument: its key (so normalisation runs
-/// once) and, while the core has said the token is fresh (before its `refresh_at`), the
-/// token as a JS string. `fresh` is cleared whenever the key's cache entry changes, so
-/// the fast path never serves a token the core would not.
-struct Memo {
-    key: CacheKey,
-    fresh: Option<(u64, JsValue)>,
-}
-
 type Outcome = Result<AccessToken, VccError>;
 type Waiter = oneshot::Sender<Outcome>;
 
@@ -54,11 +45,14 @@ const SCOPE_MEMO_LIMIT: usize = 256;
 struct State {
     cache: TokenCache<CacheKey, Waiter>,
     timers: HashMap<CacheKey, Timer>,
-    /// By raw `scope` argument (bounded: cleared past `SCOPE_MEMO_LIMIT` entries).
-    memos: HashMap<String, Memo>,
-    /// The fresh memos mirrored into a JS `Map` (raw scope -> `{ token, until }`) for the
-    /// npm entry's `getToken`, which then answers a cached call without entering the wasm
-    /// (see js/client.mjs). Written and deleted only here, together with `memos`.
+    /// Raw `scope` argument -> key, so normalisation runs once per spelling (bounded:
+    /// cleared past `SCOPE_MEMO_LIMIT` entries).
+    keys: HashMap<String, CacheKey>,
+    /// Tokens the core declared fresh, as a JS `Map` raw scope -> `{ token, until }`
+    /// (`until` = the token's refresh-ahead time). The npm entry's `getToken` reads it and
+    /// answers a cached call without entering the wasm (js/client.mjs). An entry is
+    /// deleted whenever its key's cache entry changes, so it never outlives the core's
+    /// own answer.
     published: js_sys::Map,
     closed: bool,
 }
@@ -66,10 +60,14 @@ struct State {
 impl State {
     /// Drops fast-path tokens of `key` (or all): its cache entry changed.
     fn forget_fresh(&mut self, key: Option<&CacheKey>) {
-        for (scope, memo) in self.memos.iter_mut() {
-            if memo.fresh.is_some() && key.is_none_or(|k| *k == memo.key) {
-                memo.fresh = None;
-                self.published.delete(&JsValue::from_str(scope));
+        match key {
+            None => self.published.clear(),
+            Some(key) => {
+                for (scope, k) in &self.keys {
+                    if k == key {
+                        self.published.delete(&JsValue::from_str(scope));
+                    }
+                }
             }
         }
     }
@@ -129,8 +127,10 @@ fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Function>), VccE
     for key in Object::keys(options.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         if !OPTION_NAMES.contains(&key.as_str()) {
-            let shown: String = key.chars().take(40).collect();
-            return Err(VccError::config("options", "has an unknown option").with_name(&shown));
+            let mut m = String::from("options has an unknown option: '");
+            m.extend(key.chars().take(40));
+            m.push('\'');
+            return Err(VccError::new(ErrorCode::InvalidConfig, m));
         }
     }
     let auto_refresh = match get_prop(options, "autoRefresh") {
@@ -157,22 +157,6 @@ fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Function>), VccE
     Ok((raw, on_event))
 }
 
-trait WithName {
-    fn with_name(self, name: &str) -> Self;
-}
-
-impl WithName for VccError {
-    /// Appends `: 'name'` to the message (for unknown option names).
-    fn with_name(mut self, name: &str) -> Self {
-        let mut m = self.message.into_owned();
-        m.push_str(": '");
-        m.push_str(name);
-        m.push('\'');
-        self.message = m.into();
-        self
-    }
-}
-
 #[wasm_bindgen]
 impl VccClient {
     /// Creates a client. Throws a `VccError` (`invalid_config`) naming the bad option.
@@ -191,7 +175,7 @@ impl VccClient {
             state: RefCell::new(State {
                 cache: TokenCache::new(settings.margins),
                 timers: HashMap::new(),
-                memos: HashMap::new(),
+                keys: HashMap::new(),
                 published: js_sys::Map::new(),
                 closed: false,
             }),
@@ -205,9 +189,6 @@ impl VccClient {
     #[wasm_bindgen(js_name = getToken, unchecked_return_type = "Promise<string>")]
     pub fn get_token(&self, scope: &str) -> Promise {
         let now = now_ms();
-        if let Some(js) = self.inner.fresh(scope, now) {
-            return Promise::resolve(&js);
-        }
         let acquired = self.inner.key_for(scope).and_then(|key| Ok((self.inner.acquire(&key)?, key)));
         match acquired {
             Ok((Acquired::Ready, key)) => match self.inner.ready_js(scope, &key, now) {
@@ -295,23 +276,14 @@ impl VccClient {
         let mut state = self.inner.state.borrow_mut();
         state.closed = true;
         state.timers.clear();
-        state.memos.clear();
+        state.keys.clear();
         state.published.clear();
         state.cache.invalidate(None);
     }
 }
 
 impl Inner {
-    /// The fast path: a token the core declared fresh until a time still ahead.
-    fn fresh(&self, scope: &str, now: u64) -> Option<JsValue> {
-        let state = self.state.borrow();
-        match state.memos.get(scope)?.fresh.as_ref() {
-            Some((until, js)) if now < *until => Some(js.clone()),
-            _ => None,
-        }
-    }
-
-    /// After `acquire` said `Ready`: the token as a JS string, remembered for the fast
+    /// After `acquire` said `Ready`: the token as a JS string, published for the JS fast
     /// path while it is fresh.
     fn ready_js(&self, scope: &str, key: &CacheKey, now: u64) -> Option<JsValue> {
         let mut guard = self.state.borrow_mut();
@@ -319,20 +291,17 @@ impl Inner {
         let (token, _) = state.cache.current(key)?;
         let js = JsValue::from_str(token.value.expose());
         let until = state.cache.margins().refresh_at(token);
-        if now < until {
-            if let Some(memo) = state.memos.get_mut(scope) {
-                memo.fresh = Some((until, js.clone()));
-                let entry = Obj::new();
-                entry.set("token", js.clone()).set("until", until as f64);
-                state.published.set(&JsValue::from_str(scope), &entry.0);
-            }
+        if now < until && state.keys.contains_key(scope) {
+            let entry = Obj::new();
+            entry.set("token", js.clone()).set("until", until as f64);
+            state.published.set(&JsValue::from_str(scope), &entry.0);
         }
         Some(js)
     }
 
     fn key_for(&self, scope: &str) -> Result<CacheKey, VccError> {
-        if let Some(m) = self.state.borrow().memos.get(scope) {
-            return Ok(m.key.clone());
+        if let Some(k) = self.state.borrow().keys.get(scope) {
+            return Ok(k.clone());
         }
         let key = CacheKey(Rc::new(KeyParts {
             scopes: ScopeSet::parse(scope)?,
@@ -340,11 +309,11 @@ impl Inner {
             client_id: self.client_id.clone(),
         }));
         let mut state = self.state.borrow_mut();
-        if state.memos.len() >= SCOPE_MEMO_LIMIT {
-            state.memos.clear();
+        if state.keys.len() >= SCOPE_MEMO_LIMIT {
+            state.keys.clear();
             state.published.clear();
         }
-        state.memos.insert(scope.to_owned(), Memo { key: key.clone(), fresh: None });
+        state.keys.insert(scope.to_owned(), key.clone());
         Ok(key)
     }
 
