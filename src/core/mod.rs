@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod request;
 pub mod retry;
 pub mod routes;

@@ -1,0 +1,730 @@
+//! Gateway policy: everything the edge gateway decides about a request, with no I/O.
+//!
+//! The gateway (see DESIGN.md, "Gateway contract") keeps the VCC client secret
+//! server-side and lets callers holding a gateway key reach the VCC APIs that key
+//! allows. This module validates its settings, authenticates the key (constant time),
+//! applies the CORS policy, validates and routes the path, and says which headers may
+//! cross in each direction. The glue only carries out the resulting [`Decision`].
+
+use subtle::ConstantTimeEq;
+
+use super::config::{RawConfig, Settings};
+use super::routes::{self, RouteMatch};
+use super::scope::ScopeSet;
+use super::secret::ClientSecret;
+use super::url::{push_u64, BaseUrl, Target};
+
+/// Largest request body the gateway forwards (VCC itself refuses bodies over 100 KB).
+pub const BODY_LIMIT: u64 = 1 << 20;
+
+/// Gateway keys shorter than this are refused as guessable.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// `GATEWAY_KEYS` as the host's JSON parser read it: gateway key -> scopes, or `Err`
+/// when it is not a JSON object of string arrays.
+pub type ParsedKeys = Result<Vec<(String, Vec<String>)>, ()>;
+
+/// The gateway's settings as read from the Worker's `env`, not yet validated.
+#[derive(Debug, Default)]
+pub struct GatewayEnv {
+    /// `VCC_REGION`.
+    pub region: Option<String>,
+    /// `VCC_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `VCC_CLIENT_SECRET` (a Worker secret).
+    pub client_secret: Option<ClientSecret>,
+    /// `VCC_AUTH_BASE_URL`.
+    pub auth_base_url: Option<String>,
+    /// `VCC_API_BASE_URL`.
+    pub api_base_url: Option<String>,
+    /// `ALLOWED_ORIGINS`, comma-separated.
+    pub allowed_origins: Option<String>,
+    /// `GATEWAY_KEYS`; `None` when unset.
+    pub gateway_keys: Option<ParsedKeys>,
+}
+
+/// A setting that is missing or invalid: every request gets 500 naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misconfigured {
+    /// The setting's name, e.g. `VCC_CLIENT_ID`.
+    pub setting: &'static str,
+    /// What is wrong (never the value).
+    pub problem: std::borrow::Cow<'static, str>,
+}
+
+impl Misconfigured {
+    /// `SETTING problem`.
+    pub fn message(&self) -> String {
+        let mut m = String::from(self.setting);
+        m.push(' ');
+        m.push_str(&self.problem);
+        m
+    }
+}
+
+struct Grant {
+    key: ClientSecret,
+    /// Allowed scopes; `*` allows all.
+    scopes: Vec<String>,
+}
+
+/// Validated gateway settings.
+pub struct GatewayConfig {
+    /// Token client settings (region or base URLs, client id and secret).
+    pub settings: Settings,
+    grants: Vec<Grant>,
+    allowed_origins: Vec<String>,
+}
+
+impl core::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("settings", &self.settings)
+            .field("keys", &self.grants.len())
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+fn bad(setting: &'static str, problem: &'static str) -> Misconfigured {
+    Misconfigured { setting, problem: problem.into() }
+}
+
+/// Maps a token-client config field to the gateway setting that feeds it.
+fn setting_of(field: &str) -> &'static str {
+    match field {
+        "region" => "VCC_REGION",
+        "clientId" => "VCC_CLIENT_ID",
+        "clientSecret" => "VCC_CLIENT_SECRET",
+        "authBaseUrl" => "VCC_AUTH_BASE_URL",
+        "apiBaseUrl" => "VCC_API_BASE_URL",
+        _ => "VCC_REGION",
+    }
+}
+
+impl GatewayEnv {
+    /// Validates every setting; the first problem names its setting.
+    pub fn validate(self) -> Result<GatewayConfig, Misconfigured> {
+        let raw = RawConfig {
+            region: self.region,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            auth_base_url: self.auth_base_url,
+            api_base_url: self.api_base_url,
+            // workerd: no timers doing I/O outside a request; refresh-ahead is lazy.
+            auto_refresh: Some(false),
+            ..RawConfig::default()
+        };
+        let settings = raw.validate().map_err(|e| {
+            // config.rs words these "<field> <problem>" and never quotes a value.
+            let (field, problem) = e.message.split_once(' ').unwrap_or((&e.message, "is invalid"));
+            Misconfigured { setting: setting_of(field), problem: problem.to_owned().into() }
+        })?;
+        let keys = match self.gateway_keys {
+            None => return Err(bad("GATEWAY_KEYS", "is required (a JSON object: gateway key -> list of scopes)")),
+            Some(Err(())) => return Err(bad("GATEWAY_KEYS", "must be a JSON object: gateway key -> list of scopes")),
+            Some(Ok(k)) => k,
+        };
+        if keys.is_empty() {
+            return Err(bad("GATEWAY_KEYS", "has no keys"));
+        }
+        let mut grants = Vec::with_capacity(keys.len());
+        for (key, scopes) in keys {
+            if key.chars().count() < MIN_KEY_LEN || key.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(bad("GATEWAY_KEYS", "has a key shorter than 16 characters or with spaces"));
+            }
+            if scopes.is_empty() {
+                return Err(bad("GATEWAY_KEYS", "has a key with no scopes"));
+            }
+            if scopes.iter().any(|s| s != "*" && ScopeSet::parse(s).map(|p| p.as_str() != s).unwrap_or(true)) {
+                return Err(bad("GATEWAY_KEYS", "has an invalid scope (one scope per entry, or \"*\")"));
+            }
+            grants.push(Grant { key: ClientSecret::new(key), scopes });
+        }
+        let mut allowed_origins = Vec::new();
+        for o in self.allowed_origins.as_deref().unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            match BaseUrl::parse(o) {
+                Ok(b) if b.prefix().is_empty() => allowed_origins.push(b.origin()),
+                _ => {
+                    return Err(bad(
+                        "ALLOWED_ORIGINS",
+                        "must be comma-separated origins like https://admin.example.com",
+                    ))
+                }
+            }
+        }
+        Ok(GatewayConfig { settings, grants, allowed_origins })
+    }
+}
+
+/// What the gateway needs to know about an inbound request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inbound<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path as received (`/api/stats/agent-status`), no query.
+    pub path: &'a str,
+    /// Query without `?`.
+    pub query: Option<&'a str>,
+    /// The gateway's own origin (`https://gw.example.com`).
+    pub self_origin: &'a str,
+    /// `Origin` header.
+    pub origin: Option<&'a str>,
+    /// `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// `Content-Length` header, if any (the glue also counts the streamed body).
+    pub content_length: Option<&'a str>,
+    /// `Access-Control-Request-Method` header (a CORS preflight).
+    pub preflight_method: Option<&'a str>,
+}
+
+/// A refusal: status, stable code and a message safe to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable code (`error` in the JSON body).
+    pub code: &'static str,
+    /// Human message.
+    pub message: &'static str,
+}
+
+impl Refusal {
+    /// `{"error": code, "message": text}`.
+    pub fn json(&self) -> String {
+        error_json(self.code, self.message)
+    }
+}
+
+/// `{"error": code, "message": message}`. Both are our own text (codes are
+/// `[a-z_]`, messages static or setting names); quotes and backslashes are escaped
+/// anyway so the output is always valid JSON.
+pub fn error_json(code: &str, message: &str) -> String {
+    let mut s = String::with_capacity(32 + message.len());
+    s.push_str("{\"error\":\"");
+    push_json_str(&mut s, code);
+    s.push_str("\",\"message\":\"");
+    push_json_str(&mut s, message);
+    s.push_str("\"}");
+    s
+}
+
+fn push_json_str(s: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if c.is_control() => s.push(' '),
+            c => s.push(c),
+        }
+    }
+}
+
+/// A request to forward upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The full upstream URL, built from the fixed API base.
+    pub upstream: String,
+    /// The scope the route needs (what the token is requested for).
+    pub scope: ScopeSet,
+    /// The route's `Accept`, added when the caller sent none.
+    pub accept: &'static str,
+    /// The matched route's path prefix, for logs (never the full path or query).
+    pub route: &'static str,
+}
+
+/// How the origin of a request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OriginCheck {
+    /// No `Origin` header (server-to-server, curl).
+    None,
+    /// The gateway's own origin (the demo page).
+    Same,
+    /// A listed cross-origin: CORS headers for it.
+    Allowed(String),
+    /// Anything else: no CORS headers; refused unless it is no-CORS traffic.
+    Denied,
+}
+
+/// What to do with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer with this refusal (with CORS headers when the origin is allowed).
+    Refuse(Refusal, OriginCheck),
+    /// Answer a CORS preflight for an allowed origin (204 with CORS headers).
+    Preflight(String),
+    /// `GET /healthz`.
+    Health,
+    /// Not an API path: serve static assets.
+    Static,
+    /// Forward to VCC.
+    Forward(Forward, OriginCheck),
+}
+
+const fn refusal(status: u16, code: &'static str, message: &'static str) -> Refusal {
+    Refusal { status, code, message }
+}
+
+/// 401: no gateway key, or an unknown one.
+pub const NO_KEY: Refusal = refusal(401, "unauthorized", "send Authorization: Bearer <gateway key>");
+/// 401: the key is not one of GATEWAY_KEYS.
+pub const UNKNOWN_KEY: Refusal = refusal(401, "unauthorized", "unknown gateway key");
+/// 403: the key does not grant the route's scope.
+pub const KEY_LACKS_SCOPE: Refusal = refusal(403, "forbidden", "this gateway key may not use this API");
+/// 403: the Origin is not allowed.
+pub const ORIGIN_DENIED: Refusal = refusal(403, "forbidden", "this origin is not allowed (ALLOWED_ORIGINS)");
+/// 404: no route.
+pub const NO_ROUTE: Refusal = refusal(404, "not_found", "no VCC API route for this path");
+/// 405: route known, method not.
+pub const BAD_METHOD: Refusal = refusal(405, "method_not_allowed", "this API does not allow this method");
+/// 413: body over [`BODY_LIMIT`].
+pub const TOO_LARGE: Refusal = refusal(413, "payload_too_large", "request bodies are limited to 1 MiB");
+/// 502: the token endpoint failed.
+pub const TOKEN_FAILED: Refusal = refusal(502, "token_endpoint", "the gateway could not get a VCC token");
+/// 504: VCC did not answer in time.
+pub const UPSTREAM_TIMEOUT: Refusal = refusal(504, "upstream_timeout", "VCC did not answer in time");
+/// 502: VCC could not be reached.
+pub const UPSTREAM_FAILED: Refusal = refusal(502, "upstream_unreachable", "VCC could not be reached");
+
+impl GatewayConfig {
+    /// The index of the grant whose key is presented, compared in constant time
+    /// against every key (no early exit, so timing does not tell which key nearly
+    /// matched).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<usize, Refusal> {
+        let presented = authorization
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(NO_KEY)?;
+        let mut found: Option<usize> = None;
+        for (i, g) in self.grants.iter().enumerate() {
+            if bool::from(g.key.expose().as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(i);
+            }
+        }
+        found.ok_or(UNKNOWN_KEY)
+    }
+
+    /// Whether grant `index` allows every scope of `scope`.
+    pub fn allows(&self, index: usize, scope: &ScopeSet) -> bool {
+        self.grants.get(index).is_some_and(|g| scope.is_subset_of(g.scopes.iter().map(String::as_str)))
+    }
+
+    /// Classifies the request's `Origin`.
+    pub fn check_origin(&self, origin: Option<&str>, self_origin: &str) -> OriginCheck {
+        match origin {
+            None => OriginCheck::None,
+            Some(o) if o == self_origin => OriginCheck::Same,
+            Some(o) if self.allowed_origins.iter().any(|a| a == o) => OriginCheck::Allowed(o.to_owned()),
+            Some(_) => OriginCheck::Denied,
+        }
+    }
+
+    /// Decides what to do with a request. Order: CORS origin, preflight, health and
+    /// static paths, then for `/api/*`: key (401) before route (404/405) so callers
+    /// without a key learn nothing of the table, then scope (403), then size (413).
+    pub fn decide(&self, req: &Inbound<'_>) -> Decision {
+        let origin = self.check_origin(req.origin, req.self_origin);
+        let is_api = req.path == "/api" || req.path.starts_with("/api/");
+        if req.method.eq_ignore_ascii_case("OPTIONS") && req.preflight_method.is_some() && is_api {
+            return match origin {
+                OriginCheck::Allowed(o) => Decision::Preflight(o),
+                OriginCheck::Same => Decision::Preflight(req.self_origin.to_owned()),
+                _ => Decision::Refuse(ORIGIN_DENIED, OriginCheck::Denied),
+            };
+        }
+        if req.path == "/healthz" && (req.method == "GET" || req.method == "HEAD") {
+            return Decision::Health;
+        }
+        if !is_api {
+            return Decision::Static;
+        }
+        if origin == OriginCheck::Denied {
+            return Decision::Refuse(ORIGIN_DENIED, origin);
+        }
+        let refuse = |r: Refusal| Decision::Refuse(r, origin.clone());
+        let grant = match self.authenticate(req.authorization) {
+            Ok(g) => g,
+            Err(r) => return refuse(r),
+        };
+        let rest = req.path.strip_prefix("/api").unwrap_or("");
+        let Ok(target) = Target::parse(rest) else { return refuse(NO_ROUTE) };
+        let (scope, accept, route) = match routes::lookup(req.method, &target.path) {
+            RouteMatch::Found { scope, accept } => (scope, accept, route_prefix(req.method, &target.path)),
+            RouteMatch::MethodNotAllowed => return refuse(BAD_METHOD),
+            RouteMatch::NotFound => return refuse(NO_ROUTE),
+        };
+        let Ok(scope) = ScopeSet::parse(scope) else { return refuse(NO_ROUTE) };
+        if !self.allows(grant, &scope) {
+            return refuse(KEY_LACKS_SCOPE);
+        }
+        if let Some(len) = req.content_length {
+            if len.trim().parse::<u64>().map_or(true, |n| n > BODY_LIMIT) {
+                return refuse(TOO_LARGE);
+            }
+        }
+        let mut path_and_query = target.path.into_owned();
+        if let Some(q) = req.query.filter(|q| !q.is_empty()) {
+            if q.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'#' || b >= 0x80) {
+                return refuse(NO_ROUTE);
+            }
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        let upstream = self.settings.api_base.join(&path_and_query);
+        // Defence in depth: the joined URL must still be under the fixed base.
+        let mut base = self.settings.api_base.as_string();
+        base.push('/');
+        if !upstream.starts_with(&base) {
+            return refuse(NO_ROUTE);
+        }
+        Decision::Forward(Forward { upstream, scope, accept, route }, origin)
+    }
+}
+
+fn route_prefix(method: &str, path: &str) -> &'static str {
+    routes::ROUTES
+        .iter()
+        .find(|r| {
+            path.strip_prefix(r.prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                && matches!(routes::lookup(method, r.prefix), RouteMatch::Found { scope, .. } if scope == r.scope)
+        })
+        .map_or("", |r| r.prefix)
+}
+
+/// Request headers forwarded to VCC: an allow-list, so the caller's `Authorization`
+/// (the gateway key), cookies, hop-by-hop and forwarding headers never cross, nor
+/// anything else we did not think of.
+pub fn forward_request_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "accept"
+            | "accept-language"
+            | "content-type"
+            | "content-language"
+            | "if-match"
+            | "if-none-match"
+            | "if-modified-since"
+            | "if-unmodified-since"
+            | "cache-control"
+            | "x-request-id"
+            | "x-correlation-id"
+    )
+}
+
+/// Response headers passed back to the caller: everything but cookies, hop-by-hop
+/// headers and VCC's auth challenge (the caller's credential is the gateway key).
+pub fn forward_response_header(name: &str) -> bool {
+    !matches!(
+        name.to_ascii_lowercase().as_str(),
+        "set-cookie"
+            | "set-cookie2"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "upgrade"
+            | "trailer"
+            | "te"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "www-authenticate"
+            | "content-length"
+            | "content-encoding"
+    )
+}
+
+/// CORS headers for an allowed origin on a normal response.
+pub fn cors_headers(origin: &str) -> [(&'static str, String); 3] {
+    [
+        ("access-control-allow-origin", origin.to_owned()),
+        ("vary", "Origin".to_owned()),
+        ("access-control-expose-headers", "Retry-After, Content-Type".to_owned()),
+    ]
+}
+
+/// CORS headers for a preflight answer.
+pub fn preflight_headers(origin: &str) -> [(&'static str, String); 5] {
+    [
+        ("access-control-allow-origin", origin.to_owned()),
+        ("vary", "Origin".to_owned()),
+        ("access-control-allow-methods", "GET, HEAD, POST, PUT, PATCH, DELETE".to_owned()),
+        ("access-control-allow-headers", "Authorization, Content-Type, Accept".to_owned()),
+        ("access-control-max-age", "600".to_owned()),
+    ]
+}
+
+/// `/healthz` body: `{"ok":true,"scopes":{"<scope>":{"expiresInSeconds":n,"refreshes":n}}}`.
+/// Scopes are validated (`[a-z0-9._:-]` and spaces), so they need no escaping.
+pub fn health_json(scopes: &[(String, Option<u64>, u32)]) -> String {
+    let mut s = String::from("{\"ok\":true,\"scopes\":{");
+    for (i, (scope, expires_in_s, refreshes)) in scopes.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        push_json_str(&mut s, scope);
+        s.push_str("\":{\"expiresInSeconds\":");
+        match expires_in_s {
+            Some(n) => push_u64(&mut s, *n),
+            None => s.push_str("null"),
+        }
+        s.push_str(",\"refreshes\":");
+        push_u64(&mut s, u64::from(*refreshes));
+        s.push('}');
+    }
+    s.push_str("}}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_ALL: &str = "k-all-0123456789abcdef";
+    const KEY_STATS: &str = "k-stats-0123456789abcdef";
+
+    fn env() -> GatewayEnv {
+        GatewayEnv {
+            region: Some("emea".into()),
+            client_id: Some("id".into()),
+            client_secret: Some(ClientSecret::new("gateway-secret-value".into())),
+            allowed_origins: Some("https://admin.example.com, http://localhost:5173".into()),
+            gateway_keys: Some(Ok(vec![
+                (KEY_ALL.into(), vec!["*".into()]),
+                (KEY_STATS.into(), vec!["stats".into(), "agents-availability:read".into()]),
+            ])),
+            ..GatewayEnv::default()
+        }
+    }
+
+    fn cfg() -> GatewayConfig {
+        env().validate().unwrap()
+    }
+
+    fn req<'a>(method: &'a str, path: &'a str, key: Option<&'a str>) -> Inbound<'a> {
+        Inbound { method, path, self_origin: "https://gw.example.com", authorization: key, ..Inbound::default() }
+    }
+
+    fn bearer(k: &str) -> String {
+        format!("Bearer {k}")
+    }
+
+    #[test]
+    fn misconfiguration_names_the_setting_never_the_value() {
+        let cases: Vec<(GatewayEnv, &str)> = vec![
+            (GatewayEnv { client_id: None, ..env() }, "VCC_CLIENT_ID"),
+            (GatewayEnv { client_secret: None, ..env() }, "VCC_CLIENT_SECRET"),
+            (GatewayEnv { region: Some("mars".into()), ..env() }, "VCC_REGION"),
+            (GatewayEnv { region: None, ..env() }, "VCC_REGION"),
+            (GatewayEnv { api_base_url: Some("http://evil.example".into()), ..env() }, "VCC_API_BASE_URL"),
+            (GatewayEnv { auth_base_url: Some("ftp://x".into()), ..env() }, "VCC_AUTH_BASE_URL"),
+            (GatewayEnv { gateway_keys: None, ..env() }, "GATEWAY_KEYS"),
+            (GatewayEnv { gateway_keys: Some(Err(())), ..env() }, "GATEWAY_KEYS"),
+            (GatewayEnv { gateway_keys: Some(Ok(vec![])), ..env() }, "GATEWAY_KEYS"),
+            (GatewayEnv { gateway_keys: Some(Ok(vec![("short".into(), vec!["*".into()])])), ..env() }, "GATEWAY_KEYS"),
+            (GatewayEnv { gateway_keys: Some(Ok(vec![(KEY_ALL.into(), vec![])])), ..env() }, "GATEWAY_KEYS"),
+            (
+                GatewayEnv { gateway_keys: Some(Ok(vec![(KEY_ALL.into(), vec!["Stats".into()])])), ..env() },
+                "GATEWAY_KEYS",
+            ),
+            (GatewayEnv { allowed_origins: Some("https://a.example/path".into()), ..env() }, "ALLOWED_ORIGINS"),
+            (GatewayEnv { allowed_origins: Some("*".into()), ..env() }, "ALLOWED_ORIGINS"),
+        ];
+        for (e, setting) in cases {
+            let m = e.validate().unwrap_err();
+            assert_eq!(m.setting, setting);
+            let text = format!("{} {:?}", m.message(), m);
+            assert!(!m.problem.is_empty());
+            assert!(
+                !text.contains("gateway-secret-value") && !text.contains(KEY_ALL) && !text.contains("mars"),
+                "{text}"
+            );
+        }
+        let dbg = format!("{:?}", cfg());
+        assert!(!dbg.contains(KEY_ALL) && !dbg.contains("gateway-secret-value"), "{dbg}");
+    }
+
+    #[test]
+    fn keys_are_required_and_scoped() {
+        let c = cfg();
+        let d = |k: Option<&str>, m: &'static str, p: &'static str| {
+            let auth = k.map(bearer);
+            c.decide(&Inbound { authorization: auth.as_deref(), ..req(m, p, None) })
+        };
+        assert!(matches!(d(None, "GET", "/api/stats/agent-status"), Decision::Refuse(NO_KEY, _)));
+        assert!(matches!(
+            d(Some("nope-nope-nope-nope"), "GET", "/api/stats/agent-status"),
+            Decision::Refuse(UNKNOWN_KEY, _)
+        ));
+        assert!(matches!(d(Some(KEY_STATS), "GET", "/api/useradmin/users"), Decision::Refuse(KEY_LACKS_SCOPE, _)));
+        match d(Some(KEY_STATS), "GET", "/api/stats/agent-status") {
+            Decision::Forward(f, OriginCheck::None) => {
+                assert_eq!(f.upstream, "https://emea.api.cc.vonage.com/stats/agent-status");
+                assert_eq!(f.scope.as_str(), "stats");
+                assert_eq!(f.route, "/stats");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(d(Some(KEY_ALL), "PUT", "/api/useradmin/users/7"), Decision::Forward(..)));
+        // without a key, nothing of the route table is revealed
+        assert!(matches!(d(None, "GET", "/api/no-such-api"), Decision::Refuse(NO_KEY, _)));
+        assert!(matches!(d(Some(KEY_ALL), "GET", "/api/no-such-api"), Decision::Refuse(NO_ROUTE, _)));
+        assert!(matches!(d(Some(KEY_ALL), "POST", "/api/stats/agent-status"), Decision::Refuse(BAD_METHOD, _)));
+        assert!(matches!(d(Some(KEY_ALL), "GET", "/api"), Decision::Refuse(NO_ROUTE, _)));
+    }
+
+    #[test]
+    fn path_tricks_never_reach_upstream() {
+        let c = cfg();
+        let auth = bearer(KEY_ALL);
+        for path in [
+            "/api/stats/../useradmin/users",
+            "/api/stats/%2e%2e/useradmin/users",
+            "/api/stats/%2E%2e/x",
+            "/api/stats/./agent-status",
+            "/api//stats",
+            "/api/stats//x",
+            "/api/stats\\..\\x",
+            "/api/stats/%2fevil",
+            "/api/stats/%5cevil",
+            "/api/stats/a%00b",
+            "/api/stats/a\u{1}b",
+            "/api/stats/é",
+            "/api/@evil.example/stats",
+            "/api/https://evil.example/stats",
+            "/apix/stats",
+        ] {
+            let d = c.decide(&Inbound { authorization: Some(&auth), ..req("GET", path, None) });
+            assert!(!matches!(d, Decision::Forward(..)), "{path:?} was forwarded: {d:?}");
+        }
+        let d = c.decide(&Inbound {
+            authorization: Some(&auth),
+            query: Some("a=1#frag"),
+            ..req("GET", "/api/stats/x", None)
+        });
+        assert!(!matches!(d, Decision::Forward(..)));
+        let d = c.decide(&Inbound {
+            authorization: Some(&auth),
+            query: Some("start=2026-01-01&end=x%20y"),
+            ..req("GET", "/api/stats/x", None)
+        });
+        match d {
+            Decision::Forward(f, _) => {
+                assert_eq!(f.upstream, "https://emea.api.cc.vonage.com/stats/x?start=2026-01-01&end=x%20y")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cors_same_listed_denied_and_preflight() {
+        let c = cfg();
+        let auth = bearer(KEY_ALL);
+        let with = |origin: Option<&'static str>, method: &'static str, pre: Option<&'static str>| {
+            c.decide(&Inbound {
+                origin,
+                preflight_method: pre,
+                authorization: Some(&auth),
+                ..req(method, "/api/stats/agent-status", None)
+            })
+        };
+        assert!(matches!(with(Some("https://gw.example.com"), "GET", None), Decision::Forward(_, OriginCheck::Same)));
+        assert!(matches!(
+            with(Some("https://admin.example.com"), "GET", None),
+            Decision::Forward(_, OriginCheck::Allowed(_))
+        ));
+        assert!(matches!(
+            with(Some("https://evil.example"), "GET", None),
+            Decision::Refuse(ORIGIN_DENIED, OriginCheck::Denied)
+        ));
+        assert!(matches!(
+            with(Some("https://admin.example.com.evil.example"), "GET", None),
+            Decision::Refuse(ORIGIN_DENIED, _)
+        ));
+        assert_eq!(
+            with(Some("http://localhost:5173"), "OPTIONS", Some("GET")),
+            Decision::Preflight("http://localhost:5173".into())
+        );
+        assert!(matches!(
+            with(Some("https://evil.example"), "OPTIONS", Some("GET")),
+            Decision::Refuse(ORIGIN_DENIED, _)
+        ));
+        // preflights carry no credentials: they are answered before the key check
+        let pre = c.decide(&Inbound {
+            origin: Some("https://admin.example.com"),
+            preflight_method: Some("PUT"),
+            ..req("OPTIONS", "/api/useradmin/users/1", None)
+        });
+        assert!(matches!(pre, Decision::Preflight(_)));
+    }
+
+    #[test]
+    fn health_static_and_body_limit() {
+        let c = cfg();
+        assert_eq!(c.decide(&req("GET", "/healthz", None)), Decision::Health);
+        assert_eq!(c.decide(&req("GET", "/", None)), Decision::Static);
+        assert_eq!(c.decide(&req("GET", "/app.js", None)), Decision::Static);
+        let auth = bearer(KEY_ALL);
+        let put = |len: &'static str| {
+            c.decide(&Inbound {
+                authorization: Some(&auth),
+                content_length: Some(len),
+                ..req("PUT", "/api/useradmin/users/1", None)
+            })
+        };
+        assert!(matches!(put("1048576"), Decision::Forward(..)));
+        assert!(matches!(put("1048577"), Decision::Refuse(TOO_LARGE, _)));
+        assert!(matches!(put("lots"), Decision::Refuse(TOO_LARGE, _)));
+    }
+
+    #[test]
+    fn header_policy() {
+        for h in [
+            "Authorization",
+            "cookie",
+            "Host",
+            "connection",
+            "x-forwarded-for",
+            "forwarded",
+            "cf-connecting-ip",
+            "x-real-ip",
+            "origin",
+            "referer",
+            "proxy-authorization",
+            "transfer-encoding",
+        ] {
+            assert!(!forward_request_header(h), "{h} must not be forwarded");
+        }
+        for h in ["Accept", "content-type", "if-none-match", "x-request-id"] {
+            assert!(forward_request_header(h), "{h}");
+        }
+        for h in ["Set-Cookie", "connection", "www-authenticate", "transfer-encoding"] {
+            assert!(!forward_response_header(h), "{h}");
+        }
+        assert!(forward_response_header("content-type") && forward_response_header("retry-after"));
+    }
+
+    #[test]
+    fn json_bodies_are_valid() {
+        let v: serde_json::Value = serde_json::from_str(&NO_ROUTE.json()).unwrap();
+        assert_eq!(v["error"], "not_found");
+        let v: serde_json::Value = serde_json::from_str(&error_json("x", "a \"quoted\" \\ thing\n")).unwrap();
+        assert_eq!(v["message"], "a \"quoted\" \\ thing ");
+        let h = health_json(&[("stats".into(), Some(42), 3), ("a:read b:read".into(), None, 0)]);
+        let v: serde_json::Value = serde_json::from_str(&h).unwrap();
+        assert_eq!(v["scopes"]["stats"]["expiresInSeconds"], 42);
+        assert_eq!(v["scopes"]["a:read b:read"]["refreshes"], 0);
+        assert_eq!(health_json(&[]), "{\"ok\":true,\"scopes\":{}}");
+    }
+
+    #[test]
+    fn key_comparison_needs_the_whole_key() {
+        let c = cfg();
+        for k in [&KEY_ALL[..KEY_ALL.len() - 1], "k-all", "", "  "] {
+            assert!(c.authenticate(Some(&bearer(k))).is_err(), "{k:?}");
+        }
+        assert_eq!(c.authenticate(Some(&bearer(KEY_ALL))), Ok(0));
+        assert_eq!(c.authenticate(Some(&format!("bearer  {KEY_STATS} "))), Ok(1));
+        assert!(c.authenticate(Some(&format!("Basic {KEY_ALL}"))).is_err());
+    }
+}
