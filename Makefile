@@ -2,6 +2,7 @@
 #   make demo    installs what is missing, builds, runs the emulator + a Node example
 #   make test    everything CI runs (.ci/run calls it)
 #   make pkg     the npm package in pkg/
+#   make gateway the gateway's wasm in worker/build/ (then: cd worker && npx wrangler dev)
 #   make bench   size / speed / memory figures (not pass/fail)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -9,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: all setup setup-build pkg demo test lint test-native test-wasm test-pkg bench emulator clean
+.PHONY: all setup setup-build pkg gateway demo test lint test-native test-wasm test-pkg test-gateway bench emulator clean
 
 all: pkg
 
@@ -25,11 +26,13 @@ emulator:
 
 pkg: setup-build
 	scripts/build-pkg.sh
+	scripts/build-pkg.sh --gateway
 
 lint: setup-build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy $(WASM) --lib --tests -- -D warnings
+	cargo clippy $(WASM) --lib --features gateway -- -D warnings
 
 test-native:
 	cargo test --workspace
@@ -43,8 +46,8 @@ test-wasm: setup
 test-pkg: pkg
 	scripts/with-emulator.sh scripts/test-pkg.sh
 
-test: setup lint test-native test-wasm test-pkg
-	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package)"
+test: setup lint test-native test-wasm test-pkg test-gateway
+	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package, gateway in workerd)"
 
 demo: pkg emulator
 	EMULATOR_ARGS="--token-lifetime 5" scripts/with-emulator.sh node examples/node-demo.mjs
@@ -56,3 +59,9 @@ bench: pkg emulator
 clean:
 	cargo clean
 	rm -rf pkg node_modules
+
+gateway: setup-build
+	scripts/build-pkg.sh --gateway
+
+test-gateway: gateway emulator
+	scripts/with-emulator.sh node --test --test-concurrency=1 --test-reporter=spec tests/gateway/

@@ -205,6 +205,11 @@ pub async fn api(
         };
         seen_headers.insert(name.as_str().to_owned(), v);
     }
+    // Real APIs sit behind load balancers that set cookies; the gateway must drop them.
+    let mut response = response;
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, header::HeaderValue::from_static("AWSALB=emulated-lb-cookie; Path=/"));
     let mut inner = emu.lock();
     let status = response.status().as_u16();
     if let Some(c) = &client_id {

@@ -225,6 +225,19 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
         }
     }
 
+    /// Clears flight `id` of `key` if it is still the one in flight, handing back its
+    /// waiters. For runtimes where a waiter can stop trusting a flight (workerd: the
+    /// request that started it may be gone); the next `get` starts a fresh one.
+    pub fn abandon(&mut self, key: &K, id: FlightId) -> Vec<W> {
+        match self.entries.get_mut(key) {
+            Some(e) if e.flight.as_ref().is_some_and(|f| f.id == id) => {
+                e.info.in_flight = false;
+                e.flight.take().map(|f| f.waiters).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Drops the cached token for `key` only if it is `rejected`: after a 401, a token
     /// that another caller has already replaced must not be thrown away.
     pub fn invalidate_if(&mut self, key: &K, rejected: &AccessToken) -> bool {
@@ -413,6 +426,23 @@ mod tests {
         c.finish(&"a", a2, Ok(tok("A2", 2, 60_000)), 2);
         assert!(c.current(&"a").unwrap().1 > s1);
         assert_eq!(c.keys().count(), 2);
+    }
+
+    #[test]
+    fn an_abandoned_flight_is_replaced_and_its_late_result_still_counts() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(a) = c.get(&"k", 0) else { panic!() };
+        c.wait(&"k", a, 1).unwrap();
+        c.wait(&"k", a, 2).unwrap();
+        assert_eq!(c.abandon(&"k", a), vec![1, 2]);
+        assert_eq!(c.abandon(&"k", a), Vec::<u32>::new(), "only once");
+        let Plan::Fetch(b) = c.get(&"k", 1) else { panic!("a fresh flight") };
+        assert_ne!(a, b);
+        assert_eq!(c.abandon(&"k", a), Vec::<u32>::new(), "a stale id leaves the new flight alone");
+        assert_eq!(c.get(&"k", 2), Plan::Wait(b));
+        // the abandoned flight finishing late still stores a good token, wakes nobody
+        assert!(c.finish(&"k", a, Ok(tok("A", 0, 60_000)), 3).waiters.is_empty());
+        assert_eq!(c.get(&"k", 4), Plan::Use);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct GatewayEnv {
     pub allowed_origins: Option<String>,
     /// `GATEWAY_KEYS`; `None` when unset.
     pub gateway_keys: Option<ParsedKeys>,
+    /// `UPSTREAM_TIMEOUT_MS` (default 30000).
+    pub upstream_timeout_ms: Option<String>,
 }
 
 /// A setting that is missing or invalid: every request gets 500 naming it.
@@ -74,6 +76,8 @@ pub struct GatewayConfig {
     pub settings: Settings,
     grants: Vec<Grant>,
     allowed_origins: Vec<String>,
+    /// How long to wait for VCC before answering 504.
+    pub upstream_timeout_ms: u32,
 }
 
 impl core::fmt::Debug for GatewayConfig {
@@ -143,8 +147,8 @@ impl GatewayEnv {
         }
         let mut allowed_origins = Vec::new();
         for o in self.allowed_origins.as_deref().unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
-            match BaseUrl::parse(o) {
-                Ok(b) if b.prefix().is_empty() => allowed_origins.push(b.origin()),
+            match BaseUrl::parse_origin(o) {
+                Ok(b) => allowed_origins.push(b.origin()),
                 _ => {
                     return Err(bad(
                         "ALLOWED_ORIGINS",
@@ -153,7 +157,15 @@ impl GatewayEnv {
                 }
             }
         }
-        Ok(GatewayConfig { settings, grants, allowed_origins })
+        let upstream_timeout_ms = match self.upstream_timeout_ms.as_deref().map(str::trim) {
+            None | Some("") => 30_000,
+            Some(t) => t
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=120_000).contains(n))
+                .ok_or_else(|| bad("UPSTREAM_TIMEOUT_MS", "must be a number of milliseconds from 1 to 120000"))?,
+        };
+        Ok(GatewayConfig { settings, grants, allowed_origins, upstream_timeout_ms })
     }
 }
 
@@ -382,6 +394,21 @@ impl GatewayConfig {
     }
 }
 
+/// Splits a request URL as the runtime gave it (`http://host:port/path?query`) into
+/// origin, raw path and query, without normalising anything: dot segments and
+/// percent-escapes must reach [`GatewayConfig::decide`] as sent, to be refused there.
+pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
+    let after_scheme = url.find("://")? + 3;
+    let path_start = url.get(after_scheme..)?.find('/').map_or(url.len(), |i| after_scheme + i);
+    let (origin, rest) = url.split_at_checked(path_start)?;
+    let rest = rest.split('#').next().unwrap_or("");
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    Some((origin, if path.is_empty() { "/" } else { path }, query))
+}
+
 fn route_prefix(method: &str, path: &str) -> &'static str {
     routes::ROUTES
         .iter()
@@ -431,6 +458,14 @@ pub fn forward_response_header(name: &str) -> bool {
             | "content-length"
             | "content-encoding"
     )
+}
+
+/// Whether the caller's `Accept` leaves the choice to us: absent, or the `*/*` that
+/// browsers and curl send by default. VCC answers 400 to anything but its versioned
+/// media type, so those get the route's versioned `Accept`; an explicit other type is
+/// the caller's to keep.
+pub fn needs_versioned_accept(accept: Option<&str>) -> bool {
+    accept.map(str::trim).is_none_or(|a| a.is_empty() || a == "*/*")
 }
 
 /// CORS headers for an allowed origin on a normal response.
@@ -488,7 +523,7 @@ mod tests {
             region: Some("emea".into()),
             client_id: Some("id".into()),
             client_secret: Some(ClientSecret::new("gateway-secret-value".into())),
-            allowed_origins: Some("https://admin.example.com, http://localhost:5173".into()),
+            allowed_origins: Some("https://admin.example.com, http://localhost:5173, http://intranet.example".into()),
             gateway_keys: Some(Ok(vec![
                 (KEY_ALL.into(), vec!["*".into()]),
                 (KEY_STATS.into(), vec!["stats".into(), "agents-availability:read".into()]),
@@ -529,6 +564,8 @@ mod tests {
             ),
             (GatewayEnv { allowed_origins: Some("https://a.example/path".into()), ..env() }, "ALLOWED_ORIGINS"),
             (GatewayEnv { allowed_origins: Some("*".into()), ..env() }, "ALLOWED_ORIGINS"),
+            (GatewayEnv { upstream_timeout_ms: Some("soon".into()), ..env() }, "UPSTREAM_TIMEOUT_MS"),
+            (GatewayEnv { upstream_timeout_ms: Some("0".into()), ..env() }, "UPSTREAM_TIMEOUT_MS"),
         ];
         for (e, setting) in cases {
             let m = e.validate().unwrap_err();
@@ -705,6 +742,15 @@ mod tests {
     }
 
     #[test]
+    fn default_accept_is_replaced_explicit_is_kept() {
+        assert!(needs_versioned_accept(None));
+        assert!(needs_versioned_accept(Some("*/*")));
+        assert!(needs_versioned_accept(Some(" ")));
+        assert!(!needs_versioned_accept(Some("application/vnd.newvoicemedia.v2+json")));
+        assert!(!needs_versioned_accept(Some("text/csv")));
+    }
+
+    #[test]
     fn json_bodies_are_valid() {
         let v: serde_json::Value = serde_json::from_str(&NO_ROUTE.json()).unwrap();
         assert_eq!(v["error"], "not_found");
@@ -715,6 +761,20 @@ mod tests {
         assert_eq!(v["scopes"]["stats"]["expiresInSeconds"], 42);
         assert_eq!(v["scopes"]["a:read b:read"]["refreshes"], 0);
         assert_eq!(health_json(&[]), "{\"ok\":true,\"scopes\":{}}");
+    }
+
+    #[test]
+    fn request_urls_split_without_normalising() {
+        assert_eq!(
+            split_request_url("http://127.0.0.1:8787/api/stats/%2e%2e/x?a=1#f"),
+            Some(("http://127.0.0.1:8787", "/api/stats/%2e%2e/x", Some("a=1")))
+        );
+        assert_eq!(split_request_url("https://gw.example.com"), Some(("https://gw.example.com", "/", None)));
+        assert_eq!(
+            split_request_url("https://gw.example.com/a/../b"),
+            Some(("https://gw.example.com", "/a/../b", None))
+        );
+        assert_eq!(split_request_url("not a url"), None);
     }
 
     #[test]

@@ -26,6 +26,24 @@ impl BaseUrl {
     /// Parses and validates. Plain `http` is accepted only for loopback hosts, so a
     /// token or secret can only travel unencrypted to this machine (emulator, tests).
     pub fn parse(input: &str) -> Result<Self, UrlProblem> {
+        let base = Self::parse_grammar(input)?;
+        if !base.secure && !base.is_loopback() {
+            return Err("must use https (plain http only for localhost/127.0.0.1/[::1])");
+        }
+        Ok(base)
+    }
+
+    /// A browser origin (`scheme://host[:port]`, no path): the same grammar, and plain
+    /// http anywhere, since an origin only names who is calling.
+    pub fn parse_origin(input: &str) -> Result<Self, UrlProblem> {
+        let base = Self::parse_grammar(input)?;
+        if !base.prefix.is_empty() {
+            return Err("must be an origin, without a path");
+        }
+        Ok(base)
+    }
+
+    fn parse_grammar(input: &str) -> Result<Self, UrlProblem> {
         let (secure, rest) = split_scheme(input).ok_or("must start with https:// (or http:// for loopback)")?;
         let (authority, path) = split_at_first(rest, &['/']);
         let (host, port) = parse_authority(authority, secure)?;
@@ -33,11 +51,7 @@ impl BaseUrl {
             return Err("must not have a query or fragment");
         }
         check_path_chars(path)?;
-        let base = Self { secure, host, port, prefix: path.trim_end_matches('/').to_string() };
-        if !secure && !base.is_loopback() {
-            return Err("must use https (plain http only for localhost/127.0.0.1/[::1])");
-        }
-        Ok(base)
+        Ok(Self { secure, host, port, prefix: path.trim_end_matches('/').to_string() })
     }
 
     /// `scheme://host[:port]` with the default port omitted.
@@ -316,6 +330,14 @@ mod tests {
         ] {
             assert!(b.resolve(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn origins_allow_plain_http_but_no_path() {
+        assert_eq!(BaseUrl::parse_origin("http://intranet.example").unwrap().origin(), "http://intranet.example");
+        assert_eq!(BaseUrl::parse_origin("https://a.example:8443/").unwrap().origin(), "https://a.example:8443");
+        assert!(BaseUrl::parse_origin("https://a.example/app").is_err());
+        assert!(BaseUrl::parse_origin("*").is_err());
     }
 
     #[test]

@@ -23,6 +23,14 @@ extern "C" {
     #[wasm_bindgen(catch)]
     pub fn atob(data: &str) -> Result<String, JsValue>;
 
+    /// One log line (the gateway's structured request log).
+    #[wasm_bindgen(js_namespace = console, js_name = log)]
+    pub fn console_log(line: &str);
+
+    /// One error log line.
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    pub fn console_error(line: &str);
+
     /// Base64 encode of a Latin-1 string.
     #[wasm_bindgen(catch)]
     pub fn btoa(data: &str) -> Result<String, JsValue>;

@@ -1,0 +1,574 @@
+//! `Gateway`: the edge gateway's I/O in workerd. Every decision comes from
+//! `crate::core::gateway` (policy) and `crate::core::cache` (tokens); this file reads
+//! the request, performs the plan, and writes one log line per request.
+//!
+//! workerd rules that shape it:
+//! - No I/O outside a request: refresh-ahead is lazy and runs through `ctx.waitUntil`.
+//! - Work a request started is cancelled when it ends unless kept alive: the request
+//!   that starts a token fetch hands it to its `ctx.waitUntil`.
+//! - Code must run in the I/O context of the request it serves. A Rust waker (oneshot)
+//!   fired by request A's token fetch would make wasm-bindgen-futures poll request B's
+//!   task inside A's context, and B's stream I/O then fails ("Cannot perform I/O on
+//!   behalf of a different request") or hangs. So requests never share a Rust future:
+//!   a waiter creates a JS Promise in its own context and registers its `resolve` in
+//!   the cache; the fetch calls it, and workerd resumes the waiter in its own context.
+//! - Waiters give up after a timeout by abandoning the flight, which wakes all its
+//!   waiters to re-plan: one of them starts a new fetch, the rest wait on that.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response, ResponseInit};
+
+use super::http::{parse_oauth_body, request_token};
+use super::js::{console_error, console_log, global_fetch, now_ms, to_js_error, Obj, Timer};
+use crate::core::cache::{FlightId, Plan, TokenCache};
+use crate::core::error::{ErrorCode, VccError};
+use crate::core::gateway::{
+    cors_headers, error_json, forward_request_header, forward_response_header, health_json, needs_versioned_accept,
+    preflight_headers, split_request_url, Decision, Forward, GatewayConfig, GatewayEnv, Inbound, Misconfigured,
+    OriginCheck, ParsedKeys, Refusal, BODY_LIMIT, NO_ROUTE, TOKEN_FAILED, TOO_LARGE, UPSTREAM_FAILED, UPSTREAM_TIMEOUT,
+};
+use crate::core::scope::ScopeSet;
+use crate::core::secret::{AccessToken, ClientSecret};
+use crate::core::token::{classify_401, Api401};
+
+/// How long a request waits on a token fetch another request started before it
+/// abandons it and starts its own (the token request itself times out after 10 s).
+const JOIN_TIMEOUT_MS: u64 = 12_000;
+
+struct Inner {
+    config: Result<GatewayConfig, Misconfigured>,
+    assets: Option<JsValue>,
+    /// Waiters are the `resolve` functions of promises each waiting request created.
+    cache: RefCell<TokenCache<ScopeSet, Function>>,
+}
+
+/// The edge gateway: `new Gateway(env)` once per isolate, then
+/// `gateway.fetch(request, ctx)` per request. Holds data only (tokens and expiry),
+/// never a Request, Response or stream across requests.
+#[wasm_bindgen]
+pub struct Gateway {
+    inner: Rc<Inner>,
+}
+
+fn env_string(env: &JsValue, name: &str) -> Option<String> {
+    Reflect::get(env, &JsValue::from_str(name)).ok().and_then(|v| v.as_string()).filter(|s| !s.trim().is_empty())
+}
+
+/// `GATEWAY_KEYS` through the host's JSON parser: an object of string arrays.
+fn parse_keys(text: &str) -> ParsedKeys {
+    let value = JSON::parse(text).map_err(|_| ())?;
+    if !value.is_object() || js_sys::Array::is_array(&value) {
+        return Err(());
+    }
+    let mut out = Vec::new();
+    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        let scopes = Reflect::get(&value, &key).map_err(|_| ())?;
+        if !js_sys::Array::is_array(&scopes) {
+            return Err(());
+        }
+        let scopes: js_sys::Array = scopes.unchecked_into();
+        let scopes = scopes.iter().map(|s| s.as_string().ok_or(())).collect::<Result<Vec<_>, _>>()?;
+        out.push((key.as_string().ok_or(())?, scopes));
+    }
+    Ok(out)
+}
+
+fn header(h: &Headers, name: &str) -> Option<String> {
+    h.get(name).ok().flatten()
+}
+
+fn respond(status: u16, body: &str, extra: &[(&'static str, String)]) -> Result<Response, JsValue> {
+    let headers = Headers::new()?;
+    headers.set("content-type", "application/json; charset=utf-8")?;
+    headers.set("cache-control", "no-store")?;
+    for (k, v) in extra {
+        headers.set(k, v)?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Response::new_with_opt_str_and_init(Some(body), &init)
+}
+
+fn cors_for(origin: &OriginCheck) -> Vec<(&'static str, String)> {
+    match origin {
+        OriginCheck::Allowed(o) => cors_headers(o).to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn refuse(r: Refusal, origin: &OriginCheck) -> Result<Response, JsValue> {
+    respond(r.status, &r.json(), &cors_for(origin))
+}
+
+/// What a request came to, for the log line.
+struct Logged {
+    route: &'static str,
+    scope: Option<ScopeSet>,
+    cache: &'static str,
+    detail: Option<&'static str>,
+}
+
+enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Reads the request body, counting as it streams, refusing past `limit`. Buffered
+/// (at most 1 MiB) so it can be replayed once after a 401 `invalid_token`.
+async fn read_limited(request: &Request, limit: u64) -> Result<Option<Uint8Array>, BodyError> {
+    let Some(stream) = request.body() else { return Ok(None) };
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut chunks: Vec<Uint8Array> = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        let step = JsFuture::from(reader.read()).await.map_err(|_| BodyError::Unreadable)?;
+        if Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let chunk: Uint8Array =
+            Reflect::get(&step, &"value".into()).map_err(|_| BodyError::Unreadable)?.unchecked_into();
+        total += u64::from(chunk.length());
+        if total > limit {
+            drain(&reader, total).await;
+            return Err(BodyError::TooLarge);
+        }
+        chunks.push(chunk);
+    }
+    let body = Uint8Array::new_with_length(total as u32);
+    let mut offset = 0u32;
+    for c in chunks {
+        body.set(&c, offset);
+        offset += c.length();
+    }
+    Ok(Some(body))
+}
+
+/// Reads and discards the rest of a refused body, up to [`DRAIN_LIMIT`] in all, then
+/// cancels. Answering 413 with the body half read leaves the client's keep-alive
+/// connection stuck (measured: the next request on it hangs), so a moderately
+/// oversized body is drained; an endless one is cut off.
+async fn drain(reader: &ReadableStreamDefaultReader, mut total: u64) {
+    while total <= DRAIN_LIMIT {
+        let Ok(step) = JsFuture::from(reader.read()).await else { return };
+        if Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            return;
+        }
+        total += Reflect::get(&step, &"value".into())
+            .ok()
+            .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+            .map_or(0, |c| u64::from(c.length()));
+    }
+    let _ = reader.cancel();
+}
+
+/// How much of a refused body is read and thrown away (see [`drain`]).
+const DRAIN_LIMIT: u64 = 16 << 20;
+
+fn wait_until(ctx: &JsValue, promise: &Promise) {
+    if let Ok(f) = Reflect::get(ctx, &"waitUntil".into()) {
+        if let Some(f) = f.dyn_ref::<Function>() {
+            let _ = f.call1(ctx, promise);
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Gateway {
+    /// Reads and validates the settings from the Worker's `env`. Never throws: with a
+    /// bad setting every request gets 500 `gateway_misconfigured` naming it.
+    #[wasm_bindgen(constructor)]
+    pub fn new(env: JsValue) -> Gateway {
+        let genv = GatewayEnv {
+            region: env_string(&env, "VCC_REGION"),
+            client_id: env_string(&env, "VCC_CLIENT_ID"),
+            client_secret: env_string(&env, "VCC_CLIENT_SECRET").map(ClientSecret::new),
+            auth_base_url: env_string(&env, "VCC_AUTH_BASE_URL"),
+            api_base_url: env_string(&env, "VCC_API_BASE_URL"),
+            allowed_origins: env_string(&env, "ALLOWED_ORIGINS"),
+            gateway_keys: env_string(&env, "GATEWAY_KEYS").map(|t| parse_keys(&t)),
+            upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
+        };
+        let config = genv.validate();
+        let margins = match &config {
+            Ok(c) => c.settings.margins,
+            Err(m) => {
+                console_error(&error_json("gateway_misconfigured", &m.message()));
+                Default::default()
+            }
+        };
+        let assets = Reflect::get(&env, &"ASSETS".into()).ok().filter(JsValue::is_object);
+        Gateway { inner: Rc::new(Inner { config, assets, cache: RefCell::new(TokenCache::new(margins)) }) }
+    }
+
+    /// Handles one request; always resolves to a Response.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn fetch(
+        &self,
+        request: Request,
+        #[wasm_bindgen(unchecked_param_type = "ExecutionContext")] ctx: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.handle(request, ctx).await.map(Into::into) })
+    }
+}
+
+impl Inner {
+    async fn handle(self: Rc<Self>, request: Request, ctx: JsValue) -> Result<Response, JsValue> {
+        let started = now_ms();
+        let method = request.method();
+        let mut logged = Logged { route: "", scope: None, cache: "-", detail: None };
+        let response = self.route(&request, &method, &ctx, &mut logged).await?;
+        let line = Obj::new();
+        line.set("method", method.as_str())
+            .set("route", logged.route)
+            .set("status", response.status())
+            .set("ms", (now_ms() - started) as f64)
+            .set("scope", logged.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
+            .set("cache", logged.cache);
+        if let Some(d) = logged.detail {
+            line.set("detail", d);
+        }
+        if let Ok(text) = JSON::stringify(&line.0) {
+            console_log(&String::from(text));
+        }
+        Ok(response)
+    }
+
+    async fn route(
+        self: &Rc<Self>,
+        request: &Request,
+        method: &str,
+        ctx: &JsValue,
+        logged: &mut Logged,
+    ) -> Result<Response, JsValue> {
+        let config = match &self.config {
+            Ok(c) => c,
+            Err(m) => {
+                logged.detail = Some(m.setting);
+                return respond(500, &error_json("gateway_misconfigured", &m.message()), &[]);
+            }
+        };
+        let url = request.url();
+        let Some((self_origin, path, query)) = split_request_url(&url) else {
+            return refuse(NO_ROUTE, &OriginCheck::None);
+        };
+        let h = request.headers();
+        let (origin, authorization, length, preflight) = (
+            header(&h, "origin"),
+            header(&h, "authorization"),
+            header(&h, "content-length"),
+            header(&h, "access-control-request-method"),
+        );
+        let inbound = Inbound {
+            method,
+            path,
+            query,
+            self_origin,
+            origin: origin.as_deref(),
+            authorization: authorization.as_deref(),
+            content_length: length.as_deref(),
+            preflight_method: preflight.as_deref(),
+        };
+        match config.decide(&inbound) {
+            Decision::Refuse(r, origin) => {
+                logged.detail = Some(r.code);
+                refuse(r, &origin)
+            }
+            Decision::Preflight(origin) => {
+                let headers = preflight_headers(&origin);
+                let init = ResponseInit::new();
+                init.set_status(204);
+                let out = Headers::new()?;
+                for (k, v) in &headers {
+                    out.set(k, v)?;
+                }
+                init.set_headers(&out);
+                Response::new_with_opt_str_and_init(None, &init)
+            }
+            Decision::Health => {
+                logged.route = "/healthz";
+                respond(200, &self.health(), &[])
+            }
+            Decision::Static => match &self.assets {
+                Some(assets) => {
+                    logged.route = "assets";
+                    let fetch = Reflect::get(assets, &"fetch".into())?;
+                    let fetch: &Function = fetch.dyn_ref().ok_or_else(|| JsValue::from_str("ASSETS.fetch"))?;
+                    let promise: Promise = fetch.call1(assets, request)?.unchecked_into();
+                    Ok(JsFuture::from(promise).await?.unchecked_into())
+                }
+                None => refuse(NO_ROUTE, &OriginCheck::None),
+            },
+            Decision::Forward(f, origin) => {
+                logged.route = f.route;
+                logged.scope = Some(f.scope.clone());
+                self.forward(config, request, method, f, &origin, ctx, logged).await
+            }
+        }
+    }
+
+    fn health(&self) -> String {
+        let now = now_ms();
+        let cache = self.cache.borrow();
+        let mut scopes: Vec<(String, Option<u64>, u32)> = cache
+            .keys()
+            .filter_map(|k| {
+                let info = cache.info(k)?;
+                let left = info.expires_at.map(|e| e.saturating_sub(now) / 1000);
+                Some((k.as_str().to_owned(), left, info.refreshes))
+            })
+            .collect();
+        scopes.sort();
+        health_json(&scopes)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        self: &Rc<Self>,
+        config: &GatewayConfig,
+        request: &Request,
+        method: &str,
+        f: Forward,
+        origin: &OriginCheck,
+        ctx: &JsValue,
+        logged: &mut Logged,
+    ) -> Result<Response, JsValue> {
+        let body = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+            None
+        } else {
+            match read_limited(request, BODY_LIMIT).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => {
+                    logged.detail = Some(TOO_LARGE.code);
+                    return refuse(TOO_LARGE, origin);
+                }
+                Err(BodyError::Unreadable) => {
+                    logged.detail = Some("body_unreadable");
+                    return respond(
+                        400,
+                        &error_json("bad_request", "the request body could not be read"),
+                        &cors_for(origin),
+                    );
+                }
+            }
+        };
+        let (token, hit) = match self.token(&f.scope, ctx).await {
+            Ok(t) => t,
+            Err(e) => {
+                logged.detail = Some(e.code.as_str());
+                return refuse(TOKEN_FAILED, origin);
+            }
+        };
+        logged.cache = if hit { "hit" } else { "miss" };
+        let mut upstream = match send(config, request, method, &f, &token, body.as_ref()).await {
+            Ok(r) => r,
+            Err(r) => {
+                logged.detail = Some(r.code);
+                return refuse(r, origin);
+            }
+        };
+        if upstream.status() == 401 && self.token_rejected(&upstream).await {
+            self.cache.borrow_mut().invalidate_if(&f.scope, &token);
+            let token = match self.token(&f.scope, ctx).await {
+                Ok((t, _)) => t,
+                Err(e) => {
+                    logged.detail = Some(e.code.as_str());
+                    return refuse(TOKEN_FAILED, origin);
+                }
+            };
+            logged.cache = "refreshed";
+            upstream = match send(config, request, method, &f, &token, body.as_ref()).await {
+                Ok(r) => r,
+                Err(r) => {
+                    logged.detail = Some(r.code);
+                    return refuse(r, origin);
+                }
+            };
+        }
+        let headers = Headers::new()?;
+        if let Ok(Some(entries)) = js_sys::try_iter(&upstream.headers()) {
+            for pair in entries.flatten() {
+                let pair: js_sys::Array = pair.unchecked_into();
+                if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    if forward_response_header(&name) {
+                        headers.append(&name, &value)?;
+                    }
+                }
+            }
+        }
+        for (k, v) in cors_for(origin) {
+            headers.set(k, &v)?;
+        }
+        let init = ResponseInit::new();
+        init.set_status(upstream.status());
+        init.set_headers(&headers);
+        Response::new_with_opt_readable_stream_and_init(upstream.body().as_ref(), &init)
+    }
+
+    /// Whether an upstream 401 says the token is invalid or expired (the one case a new
+    /// token cures). Reads a clone, so the original can still be returned.
+    async fn token_rejected(&self, upstream: &Response) -> bool {
+        let www = upstream.headers().get("www-authenticate").ok().flatten();
+        let body = match upstream.clone() {
+            Ok(probe) => match probe.text() {
+                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).and_then(|t| parse_oauth_body(&t)),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        classify_401(www.as_deref(), body.as_ref()) == Api401::InvalidToken
+    }
+
+    /// A token for `scope` and whether it came from the cache. See the module docs for
+    /// how single-flight survives workerd's request boundaries.
+    async fn token(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) -> Result<(AccessToken, bool), VccError> {
+        let current = |inner: &Inner| {
+            inner
+                .cache
+                .borrow()
+                .current(scope)
+                .map(|(t, _)| t.value.clone())
+                .ok_or_else(|| VccError::new(ErrorCode::TokenEndpoint, "no token after a successful plan"))
+        };
+        // Two rounds at most: the second after abandoning a flight that did not answer.
+        for _ in 0..2 {
+            let plan = self.cache.borrow_mut().get(scope, now_ms());
+            let (id, own) = match plan {
+                Plan::Use => return current(self).map(|t| (t, true)),
+                Plan::UseAndRefresh(id) => {
+                    self.start_flight(scope, id, ctx);
+                    return current(self).map(|t| (t, true));
+                }
+                Plan::Fetch(id) => (id, true),
+                Plan::Wait(id) => (id, false),
+            };
+            // Our own promise, created in our own request's context.
+            let mut resolve: Option<Function> = None;
+            let promise = Promise::new(&mut |res, _| resolve = Some(res));
+            let Some(resolve) = resolve else { continue };
+            let _ = self.cache.borrow_mut().wait(scope, id, resolve);
+            let _deadline = if own {
+                self.start_flight(scope, id, ctx);
+                None
+            } else {
+                // Not ours: if it does not answer in time, abandon it and wake its
+                // waiters (with `undefined`) to re-plan together.
+                let weak: Weak<Inner> = Rc::downgrade(self);
+                let key = scope.clone();
+                Some(Timer::new(JOIN_TIMEOUT_MS, true, move || {
+                    if let Some(inner) = weak.upgrade() {
+                        let waiters = inner.cache.borrow_mut().abandon(&key, id);
+                        for w in waiters {
+                            let _ = w.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
+                        }
+                    }
+                }))
+            };
+            let answer = JsFuture::from(promise).await.unwrap_or(JsValue::UNDEFINED);
+            if let Some(token) = answer.as_string() {
+                return Ok((AccessToken::new(token), false));
+            }
+            if answer.is_undefined() {
+                continue;
+            }
+            let code = Reflect::get(&answer, &"code".into()).ok().and_then(|c| c.as_string()).unwrap_or_default();
+            let code = match code.as_str() {
+                "timeout" => ErrorCode::Timeout,
+                "network" => ErrorCode::Network,
+                "invalid_client" => ErrorCode::InvalidClient,
+                "invalid_scope" => ErrorCode::InvalidScope,
+                "rate_limited" => ErrorCode::RateLimited,
+                "bad_response" => ErrorCode::BadResponse,
+                _ => ErrorCode::TokenEndpoint,
+            };
+            return Err(VccError::new(code, "the token request failed"));
+        }
+        Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
+    }
+
+    /// Starts flight `id` for `scope`, kept alive by this request's `ctx.waitUntil`.
+    /// Its waiters are resolved with the token string, or with a `VccError` object.
+    fn start_flight(self: &Rc<Self>, scope: &ScopeSet, id: FlightId, ctx: &JsValue) {
+        let inner = self.clone();
+        let scope = scope.clone();
+        let promise = future_to_promise(async move {
+            let result = match &inner.config {
+                Ok(c) => request_token(&c.settings, &scope).await,
+                Err(_) => Err(VccError::new(ErrorCode::InvalidConfig, "gateway misconfigured")),
+            };
+            let finished = inner.cache.borrow_mut().finish(&scope, id, result, now_ms());
+            let answer = match &finished.outcome {
+                Ok(token) => JsValue::from_str(token.expose()),
+                Err(e) => to_js_error(e),
+            };
+            for waiter in finished.waiters {
+                let _ = waiter.call1(&JsValue::UNDEFINED, &answer);
+            }
+            Ok(JsValue::UNDEFINED)
+        });
+        wait_until(ctx, &promise);
+    }
+}
+
+/// One upstream attempt: allow-listed headers, our bearer, the route's Accept when the
+/// caller sent none, the buffered body, and a deadline.
+async fn send(
+    config: &GatewayConfig,
+    request: &Request,
+    method: &str,
+    f: &Forward,
+    token: &AccessToken,
+    body: Option<&Uint8Array>,
+) -> Result<Response, Refusal> {
+    let build = || -> Result<(Request, AbortController), JsValue> {
+        let headers = Headers::new()?;
+        if let Ok(Some(entries)) = js_sys::try_iter(&request.headers()) {
+            for pair in entries.flatten() {
+                let pair: js_sys::Array = pair.unchecked_into();
+                if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    if forward_request_header(&name) {
+                        headers.append(&name, &value)?;
+                    }
+                }
+            }
+        }
+        let mut bearer = zeroize::Zeroizing::new(String::with_capacity(token.len() + 7));
+        bearer.push_str("Bearer ");
+        bearer.push_str(token.expose());
+        headers.set("authorization", &bearer)?;
+        if needs_versioned_accept(headers.get("accept")?.as_deref()) {
+            headers.set("accept", f.accept)?;
+        }
+        let controller = AbortController::new()?;
+        let init = RequestInit::new();
+        init.set_method(method);
+        init.set_headers(&headers);
+        init.set_signal(Some(&controller.signal()));
+        if let Some(b) = body {
+            init.set_body(b);
+        }
+        Ok((Request::new_with_str_and_init(&f.upstream, &init)?, controller))
+    };
+    let (upstream, controller) = build().map_err(|_| UPSTREAM_FAILED)?;
+    let timed_out = Rc::new(std::cell::Cell::new(false));
+    let _deadline = {
+        let timed_out = timed_out.clone();
+        Timer::new(u64::from(config.upstream_timeout_ms), true, move || {
+            timed_out.set(true);
+            controller.abort();
+        })
+    };
+    let promise = global_fetch(&upstream).map_err(|_| UPSTREAM_FAILED)?;
+    match JsFuture::from(promise).await {
+        Ok(r) => Ok(r.unchecked_into()),
+        Err(_) if timed_out.get() => Err(UPSTREAM_TIMEOUT),
+        Err(_) => Err(UPSTREAM_FAILED),
+    }
+}

@@ -1,0 +1,289 @@
+// The gateway in workerd (`wrangler dev` on worker/) against the VCC emulator. Asserts
+// on what the emulator received, not only on statuses, and that no secret, key or
+// token appears in any response or in wrangler's output.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer, connect } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const EMU = process.env.VCC_EMULATOR_URL;
+const ROOT = new URL("../../", import.meta.url).pathname;
+assert.ok(EMU, "VCC_EMULATOR_URL must be set");
+
+const rnd = () => Math.random().toString(36).slice(2);
+const CLIENT = `gw-${rnd()}`;
+const SECRET = `gw-secret-${rnd()}-${rnd()}`;
+const KEY_ALL = `key-all-${rnd()}${rnd()}`;
+const KEY_STATS = `key-stats-${rnd()}${rnd()}`;
+const ALLOWED = "http://admin.example.test";
+const seenTokens = new Set();
+let gw; // the main gateway
+const outputs = [];
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+async function control(path, body) {
+  const r = await fetch(`${EMU}/_emulator/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal(r.status, 200, path);
+}
+const stats = async (id = CLIENT) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
+const received = async (id = CLIENT) => (await (await fetch(`${EMU}/_emulator/requests?clientId=${id}`)).json()).requests;
+const tokenRequests = async (id = CLIENT) => Object.values((await stats(id)).tokenRequests ?? {}).reduce((a, b) => a + b, 0);
+
+/** Starts `wrangler dev` for worker/ with these settings; resolves once it answers. */
+async function startGateway(vars) {
+  const dir = mkdtempSync(join(tmpdir(), "gw-"));
+  const envFile = join(dir, ".env");
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"], {
+    cwd: join(ROOT, "worker"),
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const out = { text: "" };
+  outputs.push(out);
+  child.stdout.on("data", (d) => { out.text += d; });
+  child.stderr.on("data", (d) => { out.text += d; });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/healthz`)).status) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${out.text}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { base, out, stop: () => child.kill("SIGTERM") };
+}
+
+/** A request exactly as written (no URL normalisation): status and raw text. Done as
+ *  soon as the response is complete (the dev server keeps the socket open). */
+function raw(base, requestLine, headers = {}) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(port), hostname, () => {
+      const lines = [requestLine, `Host: ${hostname}:${port}`, "Connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""];
+      sock.write(lines.join("\r\n"));
+    });
+    let data = Buffer.alloc(0);
+    const done = () => {
+      sock.destroy();
+      const text = data.toString("latin1");
+      resolve({ status: Number(text.split(" ")[1]), text });
+    };
+    sock.on("data", (d) => {
+      data = Buffer.concat([data, d]);
+      const end = data.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = data.subarray(0, end).toString("latin1");
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
+      if (Number.isFinite(length) && data.length - end - 4 >= length) done();
+    });
+    sock.on("end", done);
+    sock.on("error", reject);
+  });
+}
+
+const get = (path, { key = KEY_ALL, headers = {}, ...init } = {}) =>
+  fetch(`${gw.base}${path}`, { ...init, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers } });
+
+async function jsonOf(res) {
+  const text = await res.text();
+  for (const [k, v] of res.headers) assert.ok(!k.toLowerCase().startsWith("set-cookie"), `response header ${k}: ${v}`);
+  for (const s of [SECRET, KEY_ALL, KEY_STATS, ...seenTokens]) assert.ok(!text.includes(s), "a secret, key or token leaked into a response");
+  return JSON.parse(text);
+}
+
+before(async () => {
+  await control("clients", { id: CLIENT, secret: SECRET, scopes: ["*"], lifetimeSeconds: 7200 });
+  gw = await startGateway({
+    VCC_CLIENT_ID: CLIENT,
+    VCC_CLIENT_SECRET: SECRET,
+    VCC_AUTH_BASE_URL: EMU,
+    VCC_API_BASE_URL: EMU,
+    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"], [KEY_STATS]: ["stats"] }),
+    ALLOWED_ORIGINS: ALLOWED,
+    UPSTREAM_TIMEOUT_MS: "1500",
+  });
+});
+
+after(() => {
+  gw?.stop();
+  if (process.env.GATEWAY_TEST_LOG) writeFileSync(process.env.GATEWAY_TEST_LOG, outputs.map((o) => o.text).join("\n----\n"));
+});
+
+test("100 concurrent cold requests: exactly 1 token request, 100 x 200", async () => {
+  const before = await tokenRequests();
+  const all = await Promise.all(Array.from({ length: 100 }, () => get("/api/agents-availability?skillNames=Sales")));
+  assert.deepEqual(all.map((r) => r.status), Array(100).fill(200));
+  assert.deepEqual(await jsonOf(all[0]), { Ready: 10, Away: 3, "Extended Away": 0, "Logged Out": 2 });
+  assert.equal((await tokenRequests()) - before, 1);
+});
+
+test("keys: none or unknown -> 401, key without the scope -> 403, nothing forwarded", async () => {
+  const n = (await received()).length;
+  let r = await get("/api/stats/agent-status", { key: null });
+  assert.equal(r.status, 401);
+  assert.equal((await jsonOf(r)).error, "unauthorized");
+  r = await get("/api/stats/agent-status", { key: "not-a-real-gateway-key" });
+  assert.equal(r.status, 401);
+  r = await get("/api/useradmin/users", { key: KEY_STATS });
+  assert.equal(r.status, 403);
+  assert.equal((await jsonOf(r)).error, "forbidden");
+  r = await get("/api/stats/agent-status", { key: KEY_STATS });
+  assert.equal(r.status, 200);
+  assert.equal((await received()).length, n + 1, "only the allowed request reached VCC");
+});
+
+test("routes: unknown -> 404, wrong method -> 405, writes pass with the body", async () => {
+  let r = await get("/api/no-such-api");
+  assert.equal(r.status, 404);
+  assert.equal((await jsonOf(r)).error, "not_found");
+  r = await get("/api/stats/agent-status", { method: "POST", body: "{}" });
+  assert.equal(r.status, 405);
+  r = await get("/api/useradmin/users/3", { method: "PUT", body: JSON.stringify({ firstName: "Ada" }), headers: { "content-type": "application/json" } });
+  assert.equal(r.status, 200);
+  assert.equal((await jsonOf(r)).received.firstName, "Ada");
+});
+
+test("forwarding: VCC gets our bearer and versioned Accept, never the key, cookies or forwarding headers", async () => {
+  const r = await get("/api/useradmin/users?page=2&limit=3", {
+    headers: { cookie: "session=browser-cookie", "x-forwarded-for": "10.9.9.9", "x-request-id": "req-123", accept: "*/*" },
+  });
+  assert.equal(r.status, 200);
+  assert.equal((await jsonOf(r)).items.length, 3);
+  const last = (await received()).at(-1);
+  assert.equal(last.path, "/useradmin/users");
+  assert.equal(last.query, "page=2&limit=3");
+  assert.equal(last.headers.authorization, "Bearer <valid token>");
+  assert.equal(last.headers.accept, "application/vnd.newvoicemedia.v1+json");
+  assert.equal(last.headers["x-request-id"], "req-123");
+  for (const h of ["cookie", "x-forwarded-for", "origin", "referer"]) assert.equal(last.headers[h], undefined, h);
+  assert.ok(!JSON.stringify(last).includes(KEY_ALL));
+});
+
+test("path tricks never reach VCC", async () => {
+  // Sent raw (no client-side normalisation) with a key that may only use `stats`: a
+  // trick must neither be forwarded as sent nor escape the key's scope. (workerd itself
+  // resolves plain `..` before the worker runs; the gateway then checks the scope of
+  // the resolved path, so /api/stats/../useradmin is a 403 for this key.)
+  const n = (await received()).length;
+  const auth = { authorization: `Bearer ${KEY_STATS}` };
+  for (const path of [
+    "/api/stats/../useradmin/users",
+    "/api/stats/%2e%2e/useradmin/users",
+    "/api/stats/%2E%2E/useradmin/users",
+    "/api/stats/./../useradmin/users",
+    "/api//stats/agent-status",
+    "/api/stats/%2fagent-status",
+    "/api/stats/%5c..%5cuseradmin",
+    "/api/stats/%00",
+    "/api/@evil.example/stats",
+    "/api/stats\\..\\useradmin",
+  ]) {
+    const r = await raw(gw.base, `GET ${path} HTTP/1.1`, auth);
+    assert.ok(r.status >= 400 && r.status < 500, `${path} -> ${r.status}`);
+  }
+  const after = await received();
+  assert.equal(after.length, n, `forwarded: ${JSON.stringify(after.slice(n).map((s) => s.path))}`);
+});
+
+test("CORS: listed origin gets headers, others 403 with none, preflight answered", async () => {
+  let r = await get("/api/stats/agent-status", { headers: { origin: ALLOWED } });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("access-control-allow-origin"), ALLOWED);
+  r = await get("/api/stats/agent-status", { headers: { origin: "http://evil.example.test" } });
+  assert.equal(r.status, 403);
+  assert.equal(r.headers.get("access-control-allow-origin"), null);
+  r = await fetch(`${gw.base}/api/useradmin/users/1`, { method: "OPTIONS", headers: { origin: ALLOWED, "access-control-request-method": "PUT", "access-control-request-headers": "authorization, content-type" } });
+  assert.equal(r.status, 204);
+  assert.equal(r.headers.get("access-control-allow-origin"), ALLOWED);
+  assert.match(r.headers.get("access-control-allow-headers"), /Authorization/);
+  r = await fetch(`${gw.base}/api/useradmin/users/1`, { method: "OPTIONS", headers: { origin: "http://evil.example.test", "access-control-request-method": "PUT" } });
+  assert.equal(r.status, 403);
+  assert.equal(r.headers.get("access-control-allow-origin"), null);
+});
+
+test("bodies over 1 MiB -> 413, by Content-Length and by streamed length", async () => {
+  const n = (await received()).length;
+  const big = "x".repeat((1 << 20) + 1);
+  let r = await get("/api/useradmin/users/3", { method: "PUT", body: big });
+  assert.equal(r.status, 413);
+  assert.equal((await jsonOf(r)).error, "payload_too_large");
+  const stream = new ReadableStream({
+    start(c) {
+      for (let i = 0; i < 17; i++) c.enqueue(new Uint8Array(65536));
+      c.close();
+    },
+  });
+  r = await get("/api/useradmin/users/3", { method: "PUT", body: stream, duplex: "half" });
+  assert.equal(r.status, 413);
+  assert.equal((await received()).length, n);
+});
+
+test("revoked tokens: one refresh and one retry, the caller sees 200", async () => {
+  const before = await tokenRequests();
+  await control("revoke", { clientId: CLIENT });
+  const r = await get("/api/agents-availability");
+  assert.equal(r.status, 200);
+  assert.equal((await tokenRequests()) - before, 1);
+  const s = await stats();
+  assert.ok(s.api401InvalidToken >= 1);
+});
+
+test("token endpoint down -> 502 token_endpoint with no detail; upstream slow -> 504", async () => {
+  await control("revoke", { clientId: CLIENT });
+  await control("faults", { clientId: CLIENT, tokenDown: true });
+  let r = await get("/api/agents-availability");
+  assert.equal(r.status, 502);
+  assert.deepEqual(await jsonOf(r), { error: "token_endpoint", message: "the gateway could not get a VCC token" });
+  await control("faults", { clientId: CLIENT, apiDelayMs: 3000 });
+  r = await get("/api/agents-availability");
+  assert.equal(r.status, 504);
+  assert.equal((await jsonOf(r)).error, "upstream_timeout");
+  await control("faults", { clientId: CLIENT });
+});
+
+test("healthz shows per-scope expiry and refreshes, never a token", async () => {
+  const r = await fetch(`${gw.base}/healthz`);
+  const body = await jsonOf(r);
+  assert.equal(body.ok, true);
+  assert.ok(body.scopes["agents-availability:read"].expiresInSeconds > 7000);
+  assert.equal(typeof body.scopes["agents-availability:read"].refreshes, "number");
+});
+
+test("misconfiguration: every request 500 naming the setting, never a value", async () => {
+  const bad = await startGateway({ VCC_CLIENT_SECRET: SECRET, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }) });
+  try {
+    const r = await fetch(`${bad.base}/api/stats/agent-status`, { headers: { authorization: `Bearer ${KEY_ALL}` } });
+    assert.equal(r.status, 500);
+    const body = await jsonOf(r);
+    assert.equal(body.error, "gateway_misconfigured");
+    assert.match(body.message, /^VCC_CLIENT_ID /);
+    for (let i = 0; i < 40 && !/gateway_misconfigured.*VCC_CLIENT_ID/.test(bad.out.text); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(bad.out.text, /gateway_misconfigured.*VCC_CLIENT_ID/, "the log names the setting");
+    assert.ok(!bad.out.text.includes(SECRET) && !bad.out.text.includes(KEY_ALL));
+  } finally {
+    bad.stop();
+  }
+});
+
+test("no secret, gateway key or token in any log line", async () => {
+  // collect the tokens the emulator issued to this client from a token request of our own
+  const t = await fetch(`${EMU}/Auth/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `grant_type=client_credentials&scope=stats&client_id=${CLIENT}&client_secret=${SECRET}` });
+  seenTokens.add((await t.json()).access_token);
+  const all = outputs.map((o) => o.text).join("\n");
+  assert.match(all, /"route":"\/agents-availability"/, "the structured log lines are there");
+  for (const s of [SECRET, KEY_ALL, KEY_STATS]) assert.ok(!all.includes(s), "a secret or key leaked into the log");
+  assert.ok(!/eyJ[\w-]{20,}\.[\w-]{20,}/.test(all), "a token leaked into the log");
+});
