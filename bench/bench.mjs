@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VccClient } from "../pkg/node.mjs";
 import { initSync } from "../pkg/vcc_auth.js";
+import { gatewayRows } from "./gateway-bench.mjs";
 
 const root = new URL("../", import.meta.url).pathname;
 const EMU = process.env.VCC_EMULATOR_URL;
@@ -130,6 +131,10 @@ row("1 M cached calls: wasm memory / JS heap", `${mb(m1.wasm)} / ${mb(m1.heap)}`
 row("10 k token rotations: wasm memory / JS heap", `${mb(r1.wasm)} / ${mb(r1.heap)}`, "flat", `second 5 k: wasm ${delta(rHalf.wasm, r1.wasm)}, heap ${delta(rHalf.heap, r1.heap)} (start ${mb(r0.wasm)} / ${mb(r0.heap)}); ${(rotMs / 10_000).toFixed(2)} ms per rotation over loopback`);
 client.close();
 rot.close();
+
+// 5. The gateway in workerd against a plain JS pass-through worker.
+console.error("gateway");
+for (const r of await gatewayRows()) row(...r);
 
 const table = [
   "| benchmark | measured | goal | notes |",

@@ -262,6 +262,90 @@ test("healthz shows per-scope expiry and refreshes, never a token", async () => 
   assert.equal(typeof body.scopes["agents-availability:read"].refreshes, "number");
 });
 
+test("the request that starts the token fetch is aborted by its client: the 20 waiting still succeed", async () => {
+  // A slow token endpoint (1.5 s) and a cold scope: request A starts the fetch and its
+  // client aborts after 200 ms; 20 more arrive meanwhile and join A's fetch. They must
+  // all succeed, sharing it. (Under wrangler dev the client's abort does not end A inside
+  // workerd; that a fetch outlives the request that started it is proven by the
+  // "already answered" test below.)
+  await control("revoke", { clientId: CLIENT });
+  await control("faults", { clientId: CLIENT, tokenDelayMs: 1500 });
+  const before = await tokenRequests();
+  try {
+    const abort = new AbortController();
+    const first = get("/api/interaction-content/interactions?start=2026-01-01", { signal: abort.signal }).catch((e) => e.name);
+    await new Promise((r) => setTimeout(r, 100));
+    const others = Array.from({ length: 20 }, () => get("/api/interaction-content/interactions?start=2026-01-01", { signal: AbortSignal.timeout(20_000) }).then((r) => r.status));
+    await new Promise((r) => setTimeout(r, 100));
+    abort.abort();
+    assert.equal(await first, "AbortError");
+    assert.deepEqual(await Promise.all(others), Array(20).fill(200));
+    assert.equal((await tokenRequests()) - before, 1, "the waiters shared the aborted request's fetch");
+  } finally {
+    await control("faults", { clientId: CLIENT });
+  }
+});
+
+test("a refresh started by a request that has already answered survives it (ctx.waitUntil)", async () => {
+  // 10 s tokens (9-10 s after JWT exp rounding). At ~5.2 s request A is served from the
+  // cache and starts a background refresh the emulator holds for 6 s; A answers at once
+  // and ends. At ~10.3 s the token has expired and B waits on that refresh. Kept alive by
+  // A's ctx.waitUntil it lands at ~11.2 s; cancelled with A, B would wait out the 12 s
+  // join timeout and fetch again (another 6 s).
+  const id = `gwwu-${rnd()}`;
+  await control("clients", { id, secret: SECRET, scopes: ["*"], lifetimeSeconds: 10 });
+  const g = await startGateway({ VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: SECRET, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }) });
+  const call = () => fetch(`${g.base}/api/stats/interactions`, { headers: { authorization: `Bearer ${KEY_ALL}` }, signal: AbortSignal.timeout(30_000) });
+  try {
+    const t0 = Date.now();
+    assert.equal((await call()).status, 200);
+    await control("faults", { clientId: id, tokenDelayMs: 6000 });
+    await new Promise((r) => setTimeout(r, 5200 - (Date.now() - t0)));
+    const a = Date.now();
+    assert.equal((await call()).status, 200);
+    assert.ok(Date.now() - a < 1000, "A is answered from the cache, not held by the refresh");
+    await new Promise((r) => setTimeout(r, 10_300 - (Date.now() - t0)));
+    const b = Date.now();
+    assert.equal((await call()).status, 200);
+    const waited = Date.now() - b;
+    assert.ok(waited < 4000, `B waited ${waited} ms: the refresh did not survive A`);
+    assert.equal(await tokenRequests(id), 2);
+  } finally {
+    g.stop();
+    await control("faults", { clientId: id });
+  }
+});
+
+test("5-second tokens over 15 s of traffic: no errors, a handful of token requests", async () => {
+  const id = `gw5-${rnd()}`;
+  await control("clients", { id, secret: SECRET, scopes: ["*"], lifetimeSeconds: 5 });
+  const short = await startGateway({
+    VCC_CLIENT_ID: id,
+    VCC_CLIENT_SECRET: SECRET,
+    VCC_AUTH_BASE_URL: EMU,
+    VCC_API_BASE_URL: EMU,
+    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }),
+  });
+  try {
+    const statuses = {};
+    const end = Date.now() + 15_000;
+    let calls = 0;
+    while (Date.now() < end) {
+      const batch = await Promise.all(Array.from({ length: 5 }, () => fetch(`${short.base}/api/stats/queue-times`, { headers: { authorization: `Bearer ${KEY_ALL}` } }).then((r) => r.status)));
+      for (const st of batch) statuses[st] = (statuses[st] ?? 0) + 1;
+      calls += batch.length;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(statuses, { 200: calls }, JSON.stringify(statuses));
+    const tokens = await tokenRequests(id);
+    assert.ok(tokens >= 4 && tokens <= 12, `${tokens} token requests for 15 s of 5 s tokens over ${calls} calls`);
+    const s = await stats(id);
+    assert.equal(s.api401InvalidToken, 0, "no expired token was ever sent");
+  } finally {
+    short.stop();
+  }
+});
+
 test("misconfiguration: every request 500 naming the setting, never a value", async () => {
   const bad = await startGateway({ VCC_CLIENT_SECRET: SECRET, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }) });
   try {
