@@ -24,12 +24,15 @@ async function startDev(cwd, vars) {
   return { base: `http://127.0.0.1:${port}`, started, stop: () => child.kill("SIGTERM") };
 }
 
+/** When `path` first answers 200 (the clock starts at spawn); fails after 60 s. */
 async function firstAnswer(base, path, headers) {
+  const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      const r = await fetch(`${base}${path}`, { headers });
+      const r = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(5000) });
       if (r.status === 200) return Date.now();
     } catch {}
+    if (Date.now() > deadline) throw new Error(`${base}${path} did not answer 200 within 60 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -42,13 +45,15 @@ export async function gatewayRows() {
   const id = `bench-gw-${rnd()}`, secret = `bench-secret-${rnd()}`, key = `bench-key-${rnd()}${rnd()}`;
   await fetch(`${EMU}/_emulator/clients`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }) });
   const tok = await (await fetch(`${EMU}/Auth/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `grant_type=client_credentials&scope=agents-availability:read&client_id=${id}&client_secret=${secret}` })).json();
-  const gw = await startDev(join(ROOT, "worker"), { VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: secret, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [key]: ["*"] }) });
-  const pt = await startDev(join(ROOT, "bench/passthrough"), { UPSTREAM: EMU, TOKEN: tok.access_token });
   const auth = { authorization: `Bearer ${key}` };
   const path = "/api/agents-availability?skillNames=Sales";
+  // One at a time: two wrangler dev processes starting together race for shared
+  // local state and one of them dies.
+  const gw = await startDev(join(ROOT, "worker"), { VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: secret, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [key]: ["*"] }) });
+  const gwFirst = (await firstAnswer(gw.base, path, auth)) - gw.started;
+  const pt = await startDev(join(ROOT, "bench/passthrough"), { UPSTREAM: EMU, TOKEN: tok.access_token });
+  const ptFirst = (await firstAnswer(pt.base, path, {})) - pt.started;
   try {
-    const gwFirst = (await firstAnswer(gw.base, path, auth)) - gw.started;
-    const ptFirst = (await firstAnswer(pt.base, path, {})) - pt.started;
     await run(`${gw.base}${path}`, auth); // warm-up
     const g = await run(`${gw.base}${path}`, auth);
     const p = await run(`${pt.base}${path}`, {});

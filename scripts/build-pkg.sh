@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 say() { printf '[pkg] %s\n' "$*" >&2; }
 
 out=pkg features=()
-if [ "${1:-}" = "--gateway" ]; then out=worker/build features=(--features gateway); fi
+if [ "${1:-}" = "--gateway" ]; then
+  out=worker/build features=(--features gateway)
+  # Its own target dir: the two feature sets would otherwise rebuild each other, and
+  # target/wasm32-unknown-unknown/release/vcc_auth.wasm stays the npm build (make bench).
+  export CARGO_TARGET_DIR=target/gateway
+fi
 
 say "wasm-pack build (release, --target web) -> $out"
 wasm-pack --quiet build --release --target web --mode no-install --no-pack --weak-refs --out-dir "$out" --out-name vcc_auth . "${features[@]}" >&2
