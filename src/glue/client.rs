@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use web_sys::{Request, Response};
 
-use super::http::{parse_oauth_body, request_token};
+use super::http::{is_invalid_token, request_token};
 use super::js::{global_fetch, is_workerd, now_ms, to_js_error, Obj, Timer};
 use crate::core::cache::{Event, FlightId, Plan, TokenCache};
 use crate::core::config::{RawConfig, Settings, OPTION_NAMES};
@@ -21,7 +21,6 @@ use crate::core::error::{ErrorCode, VccError};
 use crate::core::routes::{self, RouteMatch, DEFAULT_ACCEPT};
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
-use crate::core::token::{classify_401, Api401};
 
 /// Cache key: auth base URL + client id + normalised scope set, so two clients (or a
 /// future shared cache) never mix tokens of different credentials. One `Rc`: cheap to
@@ -453,15 +452,7 @@ impl Inner {
         if response.status() != 401 {
             return Ok(response.into());
         }
-        let www = response.headers().get("www-authenticate").ok().flatten();
-        let body = match response.clone() {
-            Ok(probe) => match probe.text() {
-                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).and_then(|t| parse_oauth_body(&t)),
-                Err(_) => None,
-            },
-            Err(_) => None,
-        };
-        if classify_401(www.as_deref(), body.as_ref()) != Api401::InvalidToken {
+        if !is_invalid_token(&response).await {
             return Ok(response.into());
         }
         {

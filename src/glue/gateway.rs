@@ -24,7 +24,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response, ResponseInit};
 
-use super::http::{parse_oauth_body, request_token};
+use super::http::{is_invalid_token, request_token};
 use super::js::{console_error, console_log, global_fetch, now_ms, to_js_error, Obj, Timer};
 use crate::core::cache::{FlightId, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
@@ -35,7 +35,6 @@ use crate::core::gateway::{
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
-use crate::core::token::{classify_401, Api401};
 
 /// How long a request waits on a token fetch another request started before it
 /// abandons it and starts its own (the token request itself times out after 10 s).
@@ -170,6 +169,21 @@ async fn drain(reader: &ReadableStreamDefaultReader, mut total: u64) {
 
 /// How much of a refused body is read and thrown away (see [`drain`]).
 const DRAIN_LIMIT: u64 = 16 << 20;
+
+/// Copies the headers `keep` allows (the core's allow-lists) from one set to another.
+fn copy_headers(from: &Headers, to: &Headers, keep: fn(&str) -> bool) -> Result<(), JsValue> {
+    if let Ok(Some(entries)) = js_sys::try_iter(from) {
+        for pair in entries.flatten() {
+            let pair: js_sys::Array = pair.unchecked_into();
+            if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                if keep(&name) {
+                    to.append(&name, &value)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 fn wait_until(ctx: &JsValue, promise: &Promise) {
     if let Ok(f) = Reflect::get(ctx, &"waitUntil".into()) {
@@ -374,7 +388,7 @@ impl Inner {
                 return refuse(r, origin);
             }
         };
-        if upstream.status() == 401 && self.token_rejected(&upstream).await {
+        if upstream.status() == 401 && is_invalid_token(&upstream).await {
             self.cache.borrow_mut().invalidate_if(&f.scope, &token);
             let token = match self.token(&f.scope, ctx).await {
                 Ok((t, _)) => t,
@@ -393,16 +407,7 @@ impl Inner {
             };
         }
         let headers = Headers::new()?;
-        if let Ok(Some(entries)) = js_sys::try_iter(&upstream.headers()) {
-            for pair in entries.flatten() {
-                let pair: js_sys::Array = pair.unchecked_into();
-                if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                    if forward_response_header(&name) {
-                        headers.append(&name, &value)?;
-                    }
-                }
-            }
-        }
+        copy_headers(&upstream.headers(), &headers, forward_response_header)?;
         for (k, v) in cors_for(origin) {
             headers.set(k, &v)?;
         }
@@ -410,20 +415,6 @@ impl Inner {
         init.set_status(upstream.status());
         init.set_headers(&headers);
         Response::new_with_opt_readable_stream_and_init(upstream.body().as_ref(), &init)
-    }
-
-    /// Whether an upstream 401 says the token is invalid or expired (the one case a new
-    /// token cures). Reads a clone, so the original can still be returned.
-    async fn token_rejected(&self, upstream: &Response) -> bool {
-        let www = upstream.headers().get("www-authenticate").ok().flatten();
-        let body = match upstream.clone() {
-            Ok(probe) => match probe.text() {
-                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).and_then(|t| parse_oauth_body(&t)),
-                Err(_) => None,
-            },
-            Err(_) => None,
-        };
-        classify_401(www.as_deref(), body.as_ref()) == Api401::InvalidToken
     }
 
     /// A token for `scope` and whether it came from the cache. See the module docs for
@@ -529,16 +520,7 @@ async fn send(
 ) -> Result<Response, Refusal> {
     let build = || -> Result<(Request, AbortController), JsValue> {
         let headers = Headers::new()?;
-        if let Ok(Some(entries)) = js_sys::try_iter(&request.headers()) {
-            for pair in entries.flatten() {
-                let pair: js_sys::Array = pair.unchecked_into();
-                if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                    if forward_request_header(&name) {
-                        headers.append(&name, &value)?;
-                    }
-                }
-            }
-        }
+        copy_headers(&request.headers(), &headers, forward_request_header)?;
         let mut bearer = zeroize::Zeroizing::new(String::with_capacity(token.len() + 7));
         bearer.push_str("Bearer ");
         bearer.push_str(token.expose());

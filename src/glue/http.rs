@@ -9,6 +9,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
+use crate::core::token::{classify_401, Api401};
+
 use super::js::{atob, btoa, global_fetch, now_ms, random, sleep, Timer};
 use crate::core::config::Settings;
 use crate::core::error::{ErrorCode, VccError};
@@ -36,9 +38,21 @@ fn member(object: &JsValue, name: &str) -> Field {
 }
 
 /// An OAuth / VCC error body from JSON text; `None` if it is not a JSON object.
-pub fn parse_oauth_body(text: &str) -> Option<OAuthBody> {
+fn parse_oauth_body(text: &str) -> Option<OAuthBody> {
     let object = parse_object(text)?;
     Some(OAuthBody::from_fields(|name| member(&object, name)))
+}
+
+/// Whether an API 401 says the token is invalid or expired: the one case a new token
+/// cures (client and gateway alike). Reads a clone, so the response can still be
+/// returned to the caller as it is.
+pub async fn is_invalid_token(response: &Response) -> bool {
+    let www = response.headers().get("www-authenticate").ok().flatten();
+    let body = match response.clone().ok().and_then(|probe| probe.text().ok()) {
+        Some(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()).and_then(|t| parse_oauth_body(&t)),
+        None => None,
+    };
+    classify_401(www.as_deref(), body.as_ref()) == Api401::InvalidToken
 }
 
 fn jwt_exp(token: &str) -> Option<f64> {
