@@ -254,6 +254,13 @@ test("token endpoint down -> 502 token_endpoint with no detail; upstream slow ->
   await control("faults", { clientId: CLIENT });
 });
 
+test("other paths serve the static page from www/", async () => {
+  const r = await fetch(`${gw.base}/`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /text\/html/);
+  assert.match(await r.text(), /vcc-auth gateway/);
+});
+
 test("healthz shows per-scope expiry and refreshes, never a token", async () => {
   const r = await fetch(`${gw.base}/healthz`);
   const body = await jsonOf(r);
