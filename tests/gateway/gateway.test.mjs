@@ -262,6 +262,7 @@ test("other paths serve the static page from www/", async () => {
 });
 
 test("healthz shows per-scope expiry and refreshes, never a token", async () => {
+  assert.equal((await get("/api/agents-availability")).status, 200);
   const r = await fetch(`${gw.base}/healthz`);
   const body = await jsonOf(r);
   assert.equal(body.ok, true);
