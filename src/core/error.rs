@@ -40,6 +40,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for [`ErrorCode::parse`].
+    pub const ALL: [ErrorCode; 13] = [
+        Self::InvalidConfig,
+        Self::InvalidClient,
+        Self::InvalidScope,
+        Self::UnsupportedGrantType,
+        Self::InvalidRequest,
+        Self::TokenEndpoint,
+        Self::Network,
+        Self::Timeout,
+        Self::RateLimited,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::BadResponse,
+        Self::Closed,
+    ];
+
+    /// The code whose [`ErrorCode::as_str`] is `s` (inverse of it, so the two never
+    /// drift apart).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// The stable string form used as JS `error.code` and in gateway JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,6 +138,14 @@ mod tests {
         let e = VccError::new(ErrorCode::InvalidClient, "bad s3cr3t! and s3cr3t!".to_string()).scrub("s3cr3t!");
         assert_eq!(e.to_string(), "bad [redacted] and [redacted]");
         assert!(!format!("{e:?}").contains("s3cr3t!"));
+    }
+
+    #[test]
+    fn parse_inverts_as_str() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
     }
 
     #[test]

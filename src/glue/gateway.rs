@@ -470,15 +470,7 @@ impl Inner {
                 continue;
             }
             let code = Reflect::get(&answer, &"code".into()).ok().and_then(|c| c.as_string()).unwrap_or_default();
-            let code = match code.as_str() {
-                "timeout" => ErrorCode::Timeout,
-                "network" => ErrorCode::Network,
-                "invalid_client" => ErrorCode::InvalidClient,
-                "invalid_scope" => ErrorCode::InvalidScope,
-                "rate_limited" => ErrorCode::RateLimited,
-                "bad_response" => ErrorCode::BadResponse,
-                _ => ErrorCode::TokenEndpoint,
-            };
+            let code = ErrorCode::parse(&code).unwrap_or(ErrorCode::TokenEndpoint);
             return Err(VccError::new(code, "the token request failed"));
         }
         Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
