@@ -8,6 +8,7 @@
 
 use subtle::ConstantTimeEq;
 
+use super::cache::Info;
 use super::config::{RawConfig, Settings};
 use super::routes::{self, RouteMatch};
 use super::scope::ScopeSet;
@@ -488,23 +489,47 @@ pub fn preflight_headers(origin: &str) -> [(&'static str, String); 5] {
     ]
 }
 
-/// `/healthz` body: `{"ok":true,"scopes":{"<scope>":{"expiresInSeconds":n,"refreshes":n}}}`.
-/// Scopes are validated (`[a-z0-9._:-]` and spaces), so they need no escaping.
-pub fn health_json(scopes: &[(String, Option<u64>, u32)]) -> String {
+/// `/healthz` body, one member per cached scope, so a status page can draw a countdown:
+/// `{"ok":true,"scopes":{"<scope>":{"expiresInSeconds":n,"lifetimeSeconds":n,
+/// "refreshInSeconds":n,"fetches":n,"refreshes":n,"failures":n,"lastError":"code"}}}`.
+/// Times are `null` while no token is cached; `lastError` is a stable code (never a
+/// message, which could name upstream details) or `null`. Scopes are validated
+/// (`[a-z0-9._:-]` and spaces), so escaping is a formality.
+pub fn health_json(now_ms: u64, scopes: &[(&str, Info)]) -> String {
+    let secs = |s: &mut String, name: &str, v: Option<u64>| {
+        s.push_str(name);
+        match v {
+            Some(ms) => push_u64(s, ms / 1000),
+            None => s.push_str("null"),
+        }
+    };
     let mut s = String::from("{\"ok\":true,\"scopes\":{");
-    for (i, (scope, expires_in_s, refreshes)) in scopes.iter().enumerate() {
+    for (i, (scope, info)) in scopes.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
         s.push('"');
         push_json_str(&mut s, scope);
-        s.push_str("\":{\"expiresInSeconds\":");
-        match expires_in_s {
-            Some(n) => push_u64(&mut s, *n),
+        s.push_str("\":{");
+        secs(&mut s, "\"expiresInSeconds\":", info.expires_at.map(|e| e.saturating_sub(now_ms)));
+        let lifetime = info.expires_at.zip(info.obtained_at).map(|(e, o)| e.saturating_sub(o));
+        secs(&mut s, ",\"lifetimeSeconds\":", lifetime);
+        secs(&mut s, ",\"refreshInSeconds\":", info.refresh_at.map(|r| r.saturating_sub(now_ms)));
+        for (name, n) in [("fetches", info.fetches), ("refreshes", info.refreshes), ("failures", info.failures)] {
+            s.push_str(",\"");
+            s.push_str(name);
+            s.push_str("\":");
+            push_u64(&mut s, u64::from(n));
+        }
+        s.push_str(",\"lastError\":");
+        match &info.last_error {
+            Some(e) => {
+                s.push('"');
+                s.push_str(e.code.as_str());
+                s.push('"');
+            }
             None => s.push_str("null"),
         }
-        s.push_str(",\"refreshes\":");
-        push_u64(&mut s, u64::from(*refreshes));
         s.push('}');
     }
     s.push_str("}}");
@@ -756,11 +781,43 @@ mod tests {
         assert_eq!(v["error"], "not_found");
         let v: serde_json::Value = serde_json::from_str(&error_json("x", "a \"quoted\" \\ thing\n")).unwrap();
         assert_eq!(v["message"], "a \"quoted\" \\ thing ");
-        let h = health_json(&[("stats".into(), Some(42), 3), ("a:read b:read".into(), None, 0)]);
+        assert_eq!(health_json(0, &[]), "{\"ok\":true,\"scopes\":{}}");
+    }
+
+    #[test]
+    fn health_gives_a_countdown_and_never_an_error_message() {
+        let cached = Info {
+            obtained_at: Some(100_000),
+            expires_at: Some(160_000),
+            refresh_at: Some(130_000),
+            fetches: 1,
+            refreshes: 3,
+            failures: 2,
+            last_error: Some(crate::core::error::VccError::new(
+                crate::core::error::ErrorCode::TokenEndpoint,
+                "upstream said something private",
+            )),
+            ..Info::default()
+        };
+        let h = health_json(118_500, &[("stats", cached), ("a:read b:read", Info::default())]);
+        assert!(!h.contains("private"), "{h}");
         let v: serde_json::Value = serde_json::from_str(&h).unwrap();
-        assert_eq!(v["scopes"]["stats"]["expiresInSeconds"], 42);
-        assert_eq!(v["scopes"]["a:read b:read"]["refreshes"], 0);
-        assert_eq!(health_json(&[]), "{\"ok\":true,\"scopes\":{}}");
+        let stats = &v["scopes"]["stats"];
+        assert_eq!(stats["expiresInSeconds"], 41);
+        assert_eq!(stats["lifetimeSeconds"], 60);
+        assert_eq!(stats["refreshInSeconds"], 11);
+        assert_eq!(
+            (stats["fetches"].as_u64(), stats["refreshes"].as_u64(), stats["failures"].as_u64()),
+            (Some(1), Some(3), Some(2))
+        );
+        assert_eq!(stats["lastError"], "token_endpoint");
+        let empty = &v["scopes"]["a:read b:read"];
+        assert!(
+            empty["expiresInSeconds"].is_null() && empty["lifetimeSeconds"].is_null() && empty["lastError"].is_null()
+        );
+        // past the expiry the countdown stops at zero rather than wrapping
+        let late = health_json(200_000, &[("stats", Info { expires_at: Some(160_000), ..Info::default() })]);
+        assert!(late.contains("\"expiresInSeconds\":0,"), "{late}");
     }
 
     #[test]

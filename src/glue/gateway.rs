@@ -329,18 +329,10 @@ impl Inner {
     }
 
     fn health(&self) -> String {
-        let now = now_ms();
         let cache = self.cache.borrow();
-        let mut scopes: Vec<(String, Option<u64>, u32)> = cache
-            .keys()
-            .filter_map(|k| {
-                let info = cache.info(k)?;
-                let left = info.expires_at.map(|e| e.saturating_sub(now) / 1000);
-                Some((k.as_str().to_owned(), left, info.refreshes))
-            })
-            .collect();
-        scopes.sort();
-        health_json(&scopes)
+        let mut scopes: Vec<_> = cache.keys().filter_map(|k| Some((k.as_str(), cache.info(k)?))).collect();
+        scopes.sort_by(|a, b| a.0.cmp(b.0));
+        health_json(now_ms(), &scopes)
     }
 
     #[allow(clippy::too_many_arguments)]
