@@ -1,5 +1,5 @@
 # vcc-auth — the README is the source of truth for these targets.
-#   make demo    installs what is missing, builds, runs the emulator + a Node example
+#   make demo    installs what is missing, builds, runs emulator + gateway + page (Ctrl-C stops)
 #   make test    everything CI runs (.ci/run calls it)
 #   make pkg     the npm package in pkg/
 #   make gateway the gateway's wasm in worker/build/ (then: cd worker && npx wrangler dev)
@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: all setup setup-build pkg gateway demo test lint test-native test-wasm test-pkg test-gateway bench emulator clean
+.PHONY: all setup setup-build pkg gateway demo demo-node test lint test-native test-wasm test-pkg test-gateway bench emulator clean
 
 all: pkg
 
@@ -27,6 +27,7 @@ emulator:
 pkg: setup-build
 	scripts/build-pkg.sh
 	scripts/build-pkg.sh --gateway
+	scripts/build-site.sh
 
 lint: setup-build
 	cargo fmt --all -- --check
@@ -49,7 +50,12 @@ test-pkg: pkg
 test: setup lint test-native test-wasm test-pkg test-gateway
 	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package, gateway in workerd)"
 
-demo: pkg emulator
+# Emulator (or real VCC, see README) + gateway + page until Ctrl-C; prints URL and key.
+demo: gateway emulator
+	node scripts/demo.mjs
+
+# The Node example alone, against an emulator with 5-second tokens.
+demo-node: pkg emulator
 	EMULATOR_ARGS="--token-lifetime 5" scripts/with-emulator.sh node examples/node-demo.mjs
 
 bench: pkg emulator
@@ -60,8 +66,12 @@ clean:
 	cargo clean
 	rm -rf pkg node_modules
 
+# The gateway's wasm (worker/build/) and its static site (worker/site/: www/ + the npm
+# package's browser files, which is why it builds pkg/ too).
 gateway: setup-build
+	scripts/build-pkg.sh
 	scripts/build-pkg.sh --gateway
+	scripts/build-site.sh
 
 test-gateway: gateway emulator
 	scripts/with-emulator.sh node --test --test-concurrency=1 --test-reporter=spec tests/gateway/

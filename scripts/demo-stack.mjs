@@ -1,0 +1,244 @@
+// The demo stack: the VCC emulator (unless real VCC is configured) and the gateway under
+// `wrangler dev`, which also serves the demo page. Used by `make demo` (scripts/demo.mjs)
+// and by the page's Playwright tests, so what the tests check is what users run.
+//
+// Secrets handling: the gateway's settings go to wrangler through an env file of our own
+// (mode 0600, in a private temp dir, deleted on stop), never through argv (visible in
+// `ps`) and never printed. Each child runs in its own process group so stop() (and
+// Ctrl-C) takes down wrangler's workerd children too.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = new URL("../", import.meta.url).pathname;
+export const DEV_VARS = join(ROOT, "worker/.dev.vars");
+const EMULATOR_BIN = join(ROOT, "target/release/vcc-emulator");
+const WRANGLER_BIN = join(ROOT, "node_modules/.bin/wrangler");
+
+/** The scopes the demo key may use: the three APIs the page shows. */
+export const DEMO_SCOPES = ["agents-availability:read", "users:read", "stats"];
+/** Emulator client the gateway uses, and the one the page's direct mode uses. */
+export const GATEWAY_CLIENT = "demo-gateway";
+export const DIRECT_CLIENT = "demo-direct";
+
+/** A random credential: 32 URL-safe characters (192 bits). */
+export const randomKey = () => randomBytes(24).toString("base64url");
+
+/** A free loopback port, or `preferred` when it is free. */
+export async function freePort(preferred = 0) {
+  const tryPort = (port) =>
+    new Promise((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(null));
+      s.listen(port, "127.0.0.1", () => {
+        const got = s.address().port;
+        s.close(() => resolve(got));
+      });
+    });
+  return (preferred && (await tryPort(preferred))) || (await tryPort(0));
+}
+
+/** `KEY=value` lines (dotenv subset wrangler reads: # comments, optional quotes). */
+export function parseDotenv(text) {
+  const vars = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    let v = m[2];
+    if (/^(["']).*\1$/.test(v)) v = v.slice(1, -1);
+    vars[m[1]] = v;
+  }
+  return vars;
+}
+
+const SETTINGS = ["VCC_REGION", "VCC_CLIENT_ID", "VCC_CLIENT_SECRET", "VCC_AUTH_BASE_URL", "VCC_API_BASE_URL", "GATEWAY_KEYS", "ALLOWED_ORIGINS", "UPSTREAM_TIMEOUT_MS"];
+
+/**
+ * Which VCC the demo talks to. Real VCC when a client secret is configured, in the
+ * environment or in worker/.dev.vars (the environment wins, setting by setting), unless
+ * DEMO_EMULATOR=1. Returns { real: false } or { real: true, vars, from }.
+ */
+export function chooseVcc(env = process.env, devVarsPath = DEV_VARS) {
+  if (env.DEMO_EMULATOR === "1") return { real: false, why: "DEMO_EMULATOR=1" };
+  const file = existsSync(devVarsPath) ? parseDotenv(readFileSync(devVarsPath, "utf8")) : {};
+  const vars = {};
+  for (const k of SETTINGS) {
+    const v = env[k] ?? file[k];
+    if (v !== undefined && v !== "") vars[k] = v;
+  }
+  if (!vars.VCC_CLIENT_SECRET) return { real: false, why: "no VCC_CLIENT_SECRET in the environment or worker/.dev.vars" };
+  const from = env.VCC_CLIENT_SECRET ? "the environment" : "worker/.dev.vars";
+  for (const k of ["VCC_CLIENT_ID"]) {
+    if (!vars[k]) throw new Error(`${k} is not set (VCC_CLIENT_SECRET comes from ${from}); set it there too`);
+  }
+  return { real: true, vars, from };
+}
+
+/** GATEWAY_KEYS with the demo key added (existing keys stay usable). */
+export function withDemoKey(gatewayKeys, key) {
+  let keys = {};
+  if (gatewayKeys) {
+    try {
+      keys = JSON.parse(gatewayKeys);
+    } catch {
+      throw new Error("GATEWAY_KEYS is not valid JSON (want {\"<key>\": [\"<scope>\", ...]})");
+    }
+    if (keys === null || typeof keys !== "object" || Array.isArray(keys)) throw new Error("GATEWAY_KEYS must be a JSON object");
+  }
+  return JSON.stringify({ ...keys, [key]: DEMO_SCOPES });
+}
+
+function startChild(name, bin, args, opts) {
+  const child = spawn(bin, args, { ...opts, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = { name, child, output: "", exited: null, lineListeners: [] };
+  let partial = "";
+  const onData = (d) => {
+    const text = d.toString();
+    proc.output += text;
+    if (proc.output.length > 1_000_000) proc.output = proc.output.slice(-500_000);
+    const lines = (partial + text).split("\n");
+    partial = lines.pop();
+    for (const line of lines) for (const l of proc.lineListeners) l(line);
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  proc.done = new Promise((resolve) => child.on("exit", (code, signal) => resolve((proc.exited = { code, signal }))));
+  child.on("error", (e) => {
+    proc.output += `\n${e.message}`;
+    proc.exited ??= { code: -1, signal: null };
+  });
+  return proc;
+}
+
+async function stopChild(proc) {
+  if (!proc || proc.exited) return;
+  const group = (sig) => {
+    try {
+      process.kill(-proc.child.pid, sig);
+    } catch {}
+  };
+  group("SIGTERM");
+  const timeout = new Promise((r) => setTimeout(r, 5000).unref());
+  if ((await Promise.race([proc.done, timeout.then(() => "timeout")])) === "timeout") {
+    group("SIGKILL");
+    await proc.done;
+  }
+}
+
+async function waitFor(proc, url, deadlineMs, what) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    if (proc.exited) throw new Error(`${what} exited (${JSON.stringify(proc.exited)}):\n${proc.output.slice(-4000)}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      return;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${what} did not answer ${url} within ${deadlineMs / 1000} s:\n${proc.output.slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Starts the stack. Options:
+ *   vcc              chooseVcc() result (default: the emulator)
+ *   gatewayPort      preferred port (default: any free one)
+ *   emulatorPort     preferred port (default: any free one)
+ *   gatewayLifetime  emulator token lifetime of the gateway's client, s (default 60)
+ *   directLifetime   the same for the page's direct mode client, s (default 20)
+ *   onLine(name, line)  every output line of the children
+ * Resolves to { real, gatewayUrl, emulatorUrl?, key, direct?: { clientId, secret }, stop }.
+ */
+export async function startStack(opts = {}) {
+  const vcc = opts.vcc ?? { real: false };
+  const procs = [];
+  const dir = mkdtempSync(join(tmpdir(), "vcc-demo-"));
+  const killAll = () => {
+    for (const p of procs) {
+      if (!p.exited) {
+        try {
+          process.kill(-p.child.pid, "SIGKILL");
+        } catch {}
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Whatever way this process ends, no orphan keeps a port (or the env file) alive.
+  process.once("exit", killAll);
+  const stop = async () => {
+    for (const p of [...procs].reverse()) await stopChild(p);
+    rmSync(dir, { recursive: true, force: true });
+    process.removeListener("exit", killAll);
+  };
+  const track = (p) => {
+    procs.push(p);
+    if (opts.onLine) p.lineListeners.push((line) => opts.onLine(p.name, line));
+    return p;
+  };
+
+  try {
+    const key = randomKey();
+    let vars;
+    let emulatorUrl;
+    let direct;
+    if (vcc.real) {
+      vars = { ...vcc.vars, GATEWAY_KEYS: withDemoKey(vcc.vars.GATEWAY_KEYS, key) };
+    } else {
+      if (!existsSync(EMULATOR_BIN)) throw new Error(`${EMULATOR_BIN} is missing: run make emulator`);
+      const gatewaySecret = randomKey();
+      direct = { clientId: DIRECT_CLIENT, secret: randomKey() };
+      const port = await freePort(opts.emulatorPort);
+      const urlFile = join(dir, "emulator-url");
+      const emu = track(startChild("emulator", EMULATOR_BIN, ["--port", String(port), "--url-file", urlFile]));
+      const deadline = Date.now() + 15_000;
+      while (!existsSync(urlFile) || !readFileSync(urlFile, "utf8")) {
+        if (emu.exited || Date.now() > deadline) throw new Error(`the emulator did not start:\n${emu.output}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      emulatorUrl = readFileSync(urlFile, "utf8").trim();
+      // Clients are registered over loopback, not on the command line, so no secret is
+      // in argv (visible in `ps`). Both are throwaway emulator credentials for this run.
+      const clients = [
+        { id: GATEWAY_CLIENT, secret: gatewaySecret, lifetimeSeconds: opts.gatewayLifetime ?? 60 },
+        { id: direct.clientId, secret: direct.secret, lifetimeSeconds: opts.directLifetime ?? 20 },
+      ];
+      for (const c of clients) {
+        const r = await fetch(`${emulatorUrl}/_emulator/clients`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ ...c, scopes: DEMO_SCOPES }),
+        });
+        if (!r.ok) throw new Error(`the emulator refused client ${c.id}: ${r.status}`);
+      }
+      vars = {
+        VCC_CLIENT_ID: GATEWAY_CLIENT,
+        VCC_CLIENT_SECRET: gatewaySecret,
+        VCC_AUTH_BASE_URL: emulatorUrl,
+        VCC_API_BASE_URL: emulatorUrl,
+        GATEWAY_KEYS: withDemoKey(undefined, key),
+      };
+    }
+    for (const [k, v] of Object.entries(vars)) {
+      if (/[\r\n]/.test(v)) throw new Error(`${k} contains a line break`);
+    }
+    const envFile = join(dir, "gateway.env");
+    writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n", { mode: 0o600 });
+
+    const gwPort = await freePort(opts.gatewayPort);
+    const gatewayUrl = `http://127.0.0.1:${gwPort}`;
+    const wrangler = track(
+      startChild("gateway", WRANGLER_BIN, ["dev", "--ip", "127.0.0.1", "--port", String(gwPort), "--env-file", envFile, "--show-interactive-dev-session=false"], {
+        cwd: join(ROOT, "worker"),
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      }),
+    );
+    await waitFor(wrangler, `${gatewayUrl}/healthz`, 90_000, "wrangler dev");
+    return { real: vcc.real, gatewayUrl, emulatorUrl, key, direct, stop, procs };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
