@@ -150,7 +150,8 @@ async function waitFor(proc, url, deadlineMs, what) {
  *   gatewayLifetime  emulator token lifetime of the gateway's client, s (default 60)
  *   directLifetime   the same for the page's direct mode client, s (default 20)
  *   onLine(name, line)  every output line of the children
- * Resolves to { real, gatewayUrl, emulatorUrl?, key, direct?: { clientId, secret }, stop }.
+ * Resolves to { real, gatewayUrl, emulatorUrl?, key, direct?: { clientId, secret }, secrets,
+ * procs, stop }.
  */
 export async function startStack(opts = {}) {
   const vcc = opts.vcc ?? { real: false };
@@ -236,7 +237,9 @@ export async function startStack(opts = {}) {
       }),
     );
     await waitFor(wrangler, `${gatewayUrl}/healthz`, 90_000, "wrangler dev");
-    return { real: vcc.real, gatewayUrl, emulatorUrl, key, direct, stop, procs };
+    // `secrets`: every credential this run made or was given, for tests that assert none leaks.
+    const secrets = [vars.VCC_CLIENT_SECRET, direct?.secret].filter(Boolean);
+    return { real: vcc.real, gatewayUrl, emulatorUrl, key, direct, secrets, stop, procs };
   } catch (e) {
     await stop();
     throw e;

@@ -1,0 +1,268 @@
+// The demo page, "through the gateway" mode, and the mode switch. The page calls the
+// gateway at /api/<VCC path> with its gateway key; the gateway adds the VCC token. The
+// wasm package is loaded only when direct mode is opened (direct.js).
+import { $, el, duration, showError, table } from "./ui.js";
+
+const KEY_STORAGE = "vcc-demo.gatewayKey";
+const APIS = {
+  availability: { name: "Agents Availability", scope: "agents-availability:read" },
+  users: { name: "Users", scope: "users:read" },
+  stats: { name: "Stats", scope: "stats" },
+};
+const STATUSES = ["Ready", "Away", "Extended Away", "Logged Out"];
+
+// ---- the gateway key: sessionStorage only, never written back into the DOM ----------
+const storage = {
+  get: () => {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE);
+    } catch {
+      return null;
+    }
+  },
+  set: (k) => {
+    try {
+      if (k) sessionStorage.setItem(KEY_STORAGE, k);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    } catch {}
+  },
+};
+
+function showKeyState() {
+  $("key-state").textContent = storage.get()
+    ? "A key is set for this tab (kept in sessionStorage; closing the tab forgets it)."
+    : "No key yet: paste the one make demo printed.";
+}
+
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const input = $("key-input");
+  storage.set(input.value.trim());
+  input.value = "";
+  showKeyState();
+  showError($("gateway-error"), null);
+});
+$("key-forget").addEventListener("click", () => {
+  storage.set(null);
+  showKeyState();
+});
+
+// ---- errors in plain words ------------------------------------------------------------
+/** What went wrong and what to do, from the status and the (JSON) body of an answer. */
+export function explain(status, body, api, retryAfter) {
+  const said = body && (body.error || body.message) ? `The gateway said: ${[body.error, body.message].filter(Boolean).join(": ")}` : null;
+  const gatewayRefusal = body && typeof body.error === "string" && typeof body.message === "string";
+  switch (status) {
+    case 0:
+      return { title: "Could not reach the gateway.", advice: "Is make demo still running? Start it again, then reload this page.", detail: said };
+    case 401:
+      return { title: "The gateway did not accept the key.", advice: storage.get() ? "This key is unknown to the gateway (make demo makes a new one each run). Paste the key it printed and press Use key." : "Paste the gateway key that make demo printed (or one from GATEWAY_KEYS) and press Use key.", detail: said };
+    case 403:
+      if (/origin/i.test(body?.message ?? "")) return { title: "This page's origin is not allowed.", advice: `Add ${location.origin} to the gateway's ALLOWED_ORIGINS setting.`, detail: said };
+      return { title: `This key may not use the ${api.name} API.`, advice: `Use a key whose GATEWAY_KEYS entry lists the scope "${api.scope}" (or "*"), or ask whoever runs the gateway to add it.`, detail: said };
+    case 404:
+      return gatewayRefusal
+        ? { title: "The gateway has no route for this API.", advice: "Only the VCC APIs in the gateway's route table are forwarded. Check the path, or update the gateway.", detail: said }
+        : { title: "VCC says this does not exist.", advice: "Check the filter or the id you asked for.", detail: said };
+    case 429:
+      return { title: "VCC's rate limit was reached.", advice: `Wait ${retryAfter ? duration(Number(retryAfter)) : "a little"} and try again.`, detail: said };
+    case 502:
+      return { title: "The gateway could not get a token from VCC (or could not reach VCC).", advice: "Check VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION in the gateway's settings and that VCC is reachable; the gateway status below shows the last error per scope.", detail: said };
+    case 504:
+      return { title: "VCC did not answer in time.", advice: "Try again in a moment. The gateway's UPSTREAM_TIMEOUT_MS setting is the limit.", detail: said };
+    default:
+      return { title: `The request failed (HTTP ${status}).`, advice: status >= 500 ? "VCC or the gateway had a problem; try again in a moment." : "Check what you asked for.", detail: said };
+  }
+}
+
+// ---- calling the gateway --------------------------------------------------------------
+async function callGateway(apiId, path) {
+  const api = APIS[apiId];
+  const box = $("gateway-error");
+  const result = $("result");
+  const key = storage.get();
+  if (!key) {
+    showError(box, explain(401, null, api));
+    $("key-input").focus();
+    return null;
+  }
+  result.setAttribute("aria-busy", "true");
+  let res;
+  try {
+    res = await fetch(`/api${path}`, { headers: { authorization: `Bearer ${key}` } });
+  } catch {
+    showError(box, explain(0, null, api));
+    return null;
+  } finally {
+    result.removeAttribute("aria-busy");
+    refreshHealth();
+  }
+  const text = await res.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  if (!res.ok) {
+    showError(box, explain(res.status, body, api, res.headers.get("retry-after")));
+    result.replaceChildren();
+    return null;
+  }
+  showError(box, null);
+  if (body === null) {
+    showError(box, { title: "The answer was not JSON.", advice: "VCC answered something this page cannot show.", detail: `Content-Type: ${res.headers.get("content-type")}` });
+    return null;
+  }
+  return body;
+}
+
+/** A bar of the chart. Its width is set through the CSSOM: the page's CSP allows no
+ *  inline style attributes. */
+function bar(cls, percent) {
+  const b = el("div", { class: cls });
+  b.style.width = `${percent}%`;
+  return b;
+}
+
+function availabilityView(data, skills) {
+  const counts = STATUSES.map((s) => ({ status: s, agents: Number(data?.[s] ?? 0) }));
+  const max = Math.max(1, ...counts.map((c) => c.agents));
+  const total = counts.reduce((a, c) => a + c.agents, 0);
+  const what = skills ? `skills ${skills}` : "all skills";
+  return [
+    table(counts, { caption: `Agents by status, ${what} (${total} in all)` }),
+    el("div", { class: "chart", "aria-hidden": "true" },
+      counts.map((c, i) => [
+        el("span", {}, c.status),
+        el("div", {}, bar(`bar s${i}`, (100 * c.agents) / max)),
+        el("span", { class: "num" }, c.agents),
+      ])),
+  ];
+}
+
+let usersPage = 1;
+function usersView(data) {
+  const items = Array.isArray(data) ? data : (data.items ?? []);
+  const page = Number(data.page ?? usersPage);
+  const limit = Number(data.limit ?? items.length);
+  const total = Number.isFinite(Number(data.total)) ? Number(data.total) : null;
+  const pages = total !== null && limit > 0 ? Math.max(1, Math.ceil(total / limit)) : null;
+  const cols = ["id", "firstName", "lastName", "userName", "email", "active", "presence"].filter((c) => items.some((u) => c in u));
+  const prev = el("button", { type: "button", disabled: page <= 1 }, "Previous page");
+  const next = el("button", { type: "button", disabled: pages !== null ? page >= pages : items.length < limit }, "Next page");
+  prev.addEventListener("click", () => loadUsers(page - 1));
+  next.addEventListener("click", () => loadUsers(page + 1));
+  const rows = items.map((u) => ({ ...u, active: u.active === undefined ? undefined : u.active ? "yes" : "no" }));
+  return [
+    items.length ? table(rows, { caption: `Users, page ${page}${pages ? ` of ${pages}` : ""}${total !== null ? ` (${total} in all)` : ""}`, columns: cols.length ? cols : undefined }) : el("p", {}, "No users on this page."),
+    el("div", { class: "pager" }, prev, next),
+  ];
+}
+
+async function loadUsers(page) {
+  const limit = $("page-size").value;
+  const q = new URLSearchParams({ page: String(page), limit });
+  if ($("active-only").checked) q.set("include", "Active");
+  const data = await callGateway("users", `/useradmin/users?${q}`);
+  if (!data) return;
+  usersPage = page;
+  $("result").replaceChildren(...usersView(data));
+}
+
+$("availability-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const skills = $("skills").value.split(",").map((s) => s.trim()).filter(Boolean).join(",");
+  const data = await callGateway("availability", `/agents-availability${skills ? `?${new URLSearchParams({ skillNames: skills })}` : ""}`);
+  if (data) $("result").replaceChildren(...availabilityView(data, skills));
+});
+$("users-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  loadUsers(1);
+});
+$("stats-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const data = await callGateway("stats", "/stats/agent-status");
+  if (!data) return;
+  const items = Array.isArray(data) ? data : (data.items ?? []);
+  $("result").replaceChildren(items.length ? table(items, { caption: "Agent status" }) : el("p", {}, "No agents."));
+});
+for (const radio of document.querySelectorAll("input[name=api]")) {
+  radio.addEventListener("change", () => {
+    for (const form of document.querySelectorAll(".api-form")) form.hidden = form.dataset.api !== radio.value;
+    $("result").replaceChildren();
+    showError($("gateway-error"), null);
+  });
+}
+
+// ---- gateway status: /healthz polled, countdown ticked locally -----------------------
+let health = null; // { at, scopes }
+let healthTimer = null;
+
+async function refreshHealth() {
+  try {
+    const res = await fetch("/healthz", { cache: "no-store" });
+    if (!res.ok) throw new Error(String(res.status));
+    health = { at: Date.now(), scopes: (await res.json()).scopes ?? {} };
+    $("health-state").textContent = "";
+  } catch {
+    health = null;
+    $("health-state").textContent = "The gateway's /healthz does not answer. Is make demo still running?";
+  }
+  drawHealth();
+}
+
+function drawHealth() {
+  const list = $("health-list");
+  if (!health) return list.replaceChildren();
+  const entries = Object.entries(health.scopes);
+  if (!entries.length) {
+    $("health-state").textContent = "No token cached yet: the gateway fetches one on the first API call.";
+    return list.replaceChildren();
+  }
+  const gone = (Date.now() - health.at) / 1000;
+  list.replaceChildren(...entries.map(([scope, s]) => {
+    const left = s.expiresInSeconds === null ? null : Math.max(0, s.expiresInSeconds - gone);
+    const refreshIn = s.refreshInSeconds === null ? null : Math.max(0, s.refreshInSeconds - gone);
+    const id = `scope-${scope.replace(/[^a-z0-9]+/gi, "-")}`;
+    const text = left === null
+      ? "no token cached"
+      : left <= 0
+        ? "expired; the next API call fetches a new token"
+        : `expires in ${duration(left)}${refreshIn > 0 ? `; refreshed ahead on a call after ${duration(refreshIn)}` : "; the next call refreshes it ahead of expiry"}`;
+    return el("li", { "data-scope": scope },
+      el("code", {}, scope),
+      el("meter", { min: 0, max: s.lifetimeSeconds ?? 1, value: left ?? 0, "aria-labelledby": id }),
+      el("p", { class: "hint", id }, `${text}. Fetched ${s.fetches ?? 0}, refreshed ${s.refreshes ?? 0} times`,
+        s.failures ? `, ${s.failures} failed` : "", s.lastError ? ` (last error: ${s.lastError})` : "", "."));
+  }));
+}
+
+$("health-refresh").addEventListener("click", refreshHealth);
+
+function startHealth() {
+  if (healthTimer) return;
+  refreshHealth();
+  let n = 0;
+  healthTimer = setInterval(() => (++n % 5 === 0 ? refreshHealth() : drawHealth()), 1000);
+}
+function stopHealth() {
+  clearInterval(healthTimer);
+  healthTimer = null;
+}
+document.addEventListener("visibilitychange", () => (document.hidden ? stopHealth() : startHealth()));
+
+// ---- modes -------------------------------------------------------------------------------
+let direct = null;
+async function setMode(mode) {
+  $("gateway-mode").hidden = mode !== "gateway";
+  $("direct-mode").hidden = mode !== "direct";
+  if (mode === "direct" && !direct) {
+    direct = import("./direct.js").then((m) => m.init());
+    await direct;
+  }
+}
+for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", () => setMode(radio.value));
+
+showKeyState();
+startHealth();
+const checked = document.querySelector("input[name=mode]:checked");
+if (checked && checked.value !== "gateway") setMode(checked.value);
