@@ -232,7 +232,7 @@ function drawHealth() {
       el("code", {}, scope),
       el("meter", { min: 0, max: s.lifetimeSeconds ?? 1, value: left ?? 0, "aria-labelledby": id }),
       el("p", { class: "hint", id }, `${text}. Fetched ${s.fetches ?? 0}, refreshed ${s.refreshes ?? 0} times`,
-        s.failures ? `, ${s.failures} failed` : "", s.lastError ? ` (last error: ${s.lastError})` : "", "."));
+        s.failures ? `; ${s.failures} failed token request${s.failures === 1 ? "" : "s"}` : "", s.lastError ? ` (last error: ${s.lastError})` : "", "."));
   }));
 }
 
