@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: all setup setup-build pkg gateway demo demo-node test lint test-native test-wasm test-pkg test-gateway bench emulator clean
+.PHONY: all setup setup-build pkg gateway demo demo-node test lint test-native test-wasm test-pkg test-gateway test-demo bench emulator clean
 
 all: pkg
 
@@ -47,8 +47,8 @@ test-wasm: setup
 test-pkg: pkg
 	scripts/with-emulator.sh scripts/test-pkg.sh
 
-test: setup lint test-native test-wasm test-pkg test-gateway
-	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package, gateway in workerd)"
+test: setup lint test-native test-wasm test-pkg test-gateway test-demo
+	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package, gateway in workerd, demo page in Chromium)"
 
 # Emulator (or real VCC, see README) + gateway + page until Ctrl-C; prints URL and key.
 demo: gateway emulator
@@ -75,3 +75,8 @@ gateway: setup-build
 
 test-gateway: gateway emulator
 	scripts/with-emulator.sh node --test --test-concurrency=1 --test-reporter=spec tests/gateway/
+
+# The demo page in Chromium against the demo stack, and make demo's script (Ctrl-C).
+# The outer emulator stands in for "real VCC" in the settings test. Screenshots: screenshots/.
+test-demo: setup gateway emulator
+	scripts/with-emulator.sh node --test --test-concurrency=1 --test-reporter=spec tests/demo/

@@ -115,10 +115,13 @@ function startChild(name, bin, args, opts) {
 
 async function stopChild(proc) {
   if (!proc || proc.exited) return;
+  // The whole group (wrangler's workerd too); the child alone if there is no group.
   const group = (sig) => {
     try {
       process.kill(-proc.child.pid, sig);
-    } catch {}
+    } catch {
+      proc.child.kill(sig);
+    }
   };
   group("SIGTERM");
   const timeout = new Promise((r) => setTimeout(r, 5000).unref());
