@@ -93,6 +93,30 @@ test("a wrong key gets plain words for 401", async () => {
   consoleErrors.length = 0; // the browser logs the 401 itself ("Failed to load resource")
 });
 
+test("every refusal the gateway can give has words that say what to do", async () => {
+  const words = await page.evaluate(async () => {
+    const { explain } = await import("/app.js"); // the page's own module instance
+    const users = { name: "Users", scope: "users:read" };
+    return {
+      scope: explain(403, { error: "forbidden", message: "this gateway key may not use this API" }, users),
+      origin: explain(403, { error: "forbidden", message: "this origin is not allowed (ALLOWED_ORIGINS)" }, users),
+      route: explain(404, { error: "not_found", message: "no VCC API route for this path" }, users),
+      vcc404: explain(404, { message: "User not found" }, users),
+      token: explain(502, { error: "token_endpoint", message: "the gateway could not get a VCC token" }, users),
+      timeout: explain(504, { error: "upstream_timeout", message: "VCC did not answer in time" }, users),
+      limited: explain(429, null, users, "30"),
+    };
+  });
+  assert.match(words.scope.advice, /GATEWAY_KEYS entry lists the scope "users:read"/);
+  assert.match(words.origin.advice, /ALLOWED_ORIGINS/);
+  assert.match(words.route.advice, /route table/);
+  assert.match(words.vcc404.title, /VCC says this does not exist/);
+  assert.match(words.token.advice, /VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION/);
+  assert.match(words.timeout.advice, /UPSTREAM_TIMEOUT_MS/);
+  assert.match(words.limited.advice, /Wait 30 s/);
+  for (const w of Object.values(words)) assert.ok(w.title && w.advice, JSON.stringify(w));
+});
+
 test("Agents Availability through the gateway shows the emulator's numbers, as a table and a chart", async () => {
   // The truth, straight from the emulator with a token of a client of our own.
   await emulator("clients", { id: "page-truth", secret: "page-truth-secret", scopes: ["agents-availability:read"] });
@@ -138,6 +162,8 @@ test("the gateway status panel counts down to expiry", async () => {
   const later = await read();
   assert.ok(later.value <= first.value - 1.5, `the countdown did not advance: ${first.value} -> ${later.value}`);
   assert.match(await page.textContent(item), /expires in \d+ s.*Fetched 1, refreshed 0 times/s);
+  // The README's picture (docs/demo.jpg is a copy of this file).
+  await page.screenshot({ path: join(SHOTS, "readme.jpg"), type: "jpeg", quality: 70, fullPage: true });
 });
 
 test("Users: a paged table", async () => {
@@ -184,6 +210,8 @@ test("direct mode: the refresh timer refreshes a 5-second token", async () => {
   assert.match(await page.textContent("#token-preview"), /^.{8}… \(\d+ characters\)$/);
   assert.match(await logText(), /fetched got a new token/);
   await page.waitForFunction(() => /refreshed refreshed ahead of expiry/.test(document.getElementById("event-log").textContent), null, { timeout: 15_000 });
+  // The response listener reads bodies asynchronously: give it a moment to record both.
+  for (let i = 0; i < 50 && tokensSeen.size < 2; i++) await page.waitForTimeout(100);
   assert.ok(tokensSeen.size >= 2, "the page's client fetched and refreshed");
   await page.waitForFunction(() => /refreshed [1-9]/.test(document.getElementById("direct-counts").textContent)); // redrawn every 250 ms
   assert.deepEqual(consoleErrors, []);

@@ -254,11 +254,16 @@ test("token endpoint down -> 502 token_endpoint with no detail; upstream slow ->
   await control("faults", { clientId: CLIENT });
 });
 
-test("other paths serve the static page from www/", async () => {
+test("other paths serve the demo page from worker/site/, with its CSP and the package's wasm", async () => {
   const r = await fetch(`${gw.base}/`);
   assert.equal(r.status, 200);
   assert.match(r.headers.get("content-type"), /text\/html/);
-  assert.match(await r.text(), /vcc-auth gateway/);
+  assert.match(r.headers.get("content-security-policy"), /default-src 'self'/);
+  assert.match(await r.text(), /<title>vcc-auth demo<\/title>/);
+  const wasm = await fetch(`${gw.base}/vendor/vcc-auth/vcc_auth_bg.wasm`);
+  assert.equal(wasm.status, 200);
+  assert.equal(wasm.headers.get("content-type"), "application/wasm", "streaming instantiation needs it");
+  assert.equal((await fetch(`${gw.base}/_headers`)).status, 404, "the headers file itself is not served");
 });
 
 test("healthz shows per-scope expiry and refreshes, never a token", async () => {
