@@ -62,6 +62,14 @@ try {
 }
 row("gzip size, wasm + JS glue", kb(gzWasm + gzGlue), "≤ 30 KB", `wasm ${kb(gzWasm)} (${kb(wasm.length)} raw) + glue ${kb(gzGlue)}; by crate: ${dominates}`);
 
+// 1b. The demo page: what gateway mode downloads (each file gzipped, as served), and
+// what opening direct mode adds (its module, the wasm and the glue). The baseline is
+// the package alone: gateway mode should cost a fraction of it.
+const gzFiles = (dir, files) => files.reduce((n, f) => n + gzipSync(readFileSync(join(root, dir, f)), { level: 9 }).length, 0);
+const pageGateway = gzFiles("www", ["index.html", "style.css", "app.js", "ui.js"]);
+const pageDirect = gzFiles("www", ["direct.js"]) + gzFiles("pkg", ["vcc_auth_bg.wasm", "vcc_auth.js", "browser.mjs", "client.mjs"]);
+row("demo page download, gzipped", `${kb(pageGateway)} gateway mode`, "", `direct mode adds ${kb(pageDirect)} on demand (wasm + glue + direct.js); no framework, no CDN`);
+
 // 2. Cached getToken against a pure-JS Map + expiry check, same process, same await.
 console.error("cached getToken");
 const scope = "agents-availability:read";

@@ -248,13 +248,17 @@ function stopHealth() {
   clearInterval(healthTimer);
   healthTimer = null;
 }
-document.addEventListener("visibilitychange", () => (document.hidden ? stopHealth() : startHealth()));
+// Poll only while someone can see the panel: the tab is visible and in gateway mode.
+const healthVisible = () => !document.hidden && !$("gateway-mode").hidden;
+document.addEventListener("visibilitychange", () => (healthVisible() ? startHealth() : stopHealth()));
 
 // ---- modes -------------------------------------------------------------------------------
 let direct = null;
 async function setMode(mode) {
   $("gateway-mode").hidden = mode !== "gateway";
   $("direct-mode").hidden = mode !== "direct";
+  if (healthVisible()) startHealth();
+  else stopHealth();
   if (mode === "direct" && !direct) {
     direct = import("./direct.js").then((m) => m.init());
     await direct;

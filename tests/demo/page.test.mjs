@@ -15,6 +15,7 @@ let browser;
 let page;
 const consoleErrors = [];
 const tokensSeen = new Set(); // every access token the page's direct mode received
+const requested = []; // every URL the page asked for
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
@@ -26,6 +27,7 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
   page.on("pageerror", (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  page.on("request", (r) => requested.push(r.url()));
   page.on("response", async (r) => {
     if (!r.url().endsWith("/Auth/connect/token") || r.status() !== 200) return;
     try {
@@ -75,6 +77,10 @@ test("the page loads with no console errors, under its CSP", async () => {
   await page.waitForFunction(() => !document.getElementById("health-state").textContent.includes("Checking"));
   await page.waitForTimeout(500);
   assert.deepEqual(consoleErrors, []);
+  // Offline-ready: everything comes from the gateway, and gateway mode loads no wasm.
+  const elsewhere = requested.filter((u) => !u.startsWith(`${stack.gatewayUrl}/`) && !u.startsWith("data:"));
+  assert.deepEqual(elsewhere, []);
+  assert.ok(!requested.some((u) => u.endsWith(".wasm")), "gateway mode loaded the wasm");
   await shot("01-loaded");
 });
 
