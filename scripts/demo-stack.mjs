@@ -71,9 +71,9 @@ export function chooseVcc(env = process.env, devVarsPath = DEV_VARS) {
   }
   if (!vars.VCC_CLIENT_SECRET) return { real: false, why: "no VCC_CLIENT_SECRET in the environment or worker/.dev.vars" };
   const from = env.VCC_CLIENT_SECRET ? "the environment" : "worker/.dev.vars";
-  for (const k of ["VCC_CLIENT_ID"]) {
-    if (!vars[k]) throw new Error(`${k} is not set (VCC_CLIENT_SECRET comes from ${from}); set it there too`);
-  }
+  // A copy of .dev.vars.example that was never filled in is not a configuration.
+  if (vars.VCC_CLIENT_SECRET.startsWith("replace-with")) return { real: false, why: `${from} still has the example's placeholder VCC_CLIENT_SECRET` };
+  if (!vars.VCC_CLIENT_ID) throw new Error(`VCC_CLIENT_ID is not set (VCC_CLIENT_SECRET comes from ${from}); set it there too`);
   return { real: true, vars, from };
 }
 

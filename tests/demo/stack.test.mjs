@@ -36,6 +36,9 @@ test("the emulator unless a client secret is configured; the environment wins ov
   assert.deepEqual(fromFile.vars, { VCC_REGION: "emea", VCC_CLIENT_ID: "file-id", VCC_CLIENT_SECRET: "file secret" });
   assert.equal(chooseVcc({ DEMO_EMULATOR: "1", VCC_CLIENT_ID: "id", VCC_CLIENT_SECRET: "s" }, file).real, false);
   assert.throws(() => chooseVcc({ VCC_CLIENT_SECRET: "s" }, none), /VCC_CLIENT_ID is not set/);
+  const example = chooseVcc({}, join(ROOT, "worker/.dev.vars.example"));
+  assert.equal(example.real, false, "an unedited copy of .dev.vars.example is not real credentials");
+  assert.match(example.why, /placeholder/);
   assert.deepEqual(parseDotenv("A=1\n  B = two words \nnot a line\nC=\"q\"\n"), { A: "1", B: "two words", C: "q" });
 });
 
