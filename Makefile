@@ -1,8 +1,9 @@
 # vcc-auth — the README is the source of truth for these targets.
 #   make demo    installs what is missing, builds, runs emulator + gateway + page (Ctrl-C stops)
 #   make test    everything CI runs (.ci/run calls it)
-#   make pkg     the npm package in pkg/
-#   make gateway the gateway's wasm in worker/build/ (then: cd worker && npx wrangler dev)
+#   make pkg     the npm package in pkg/, plus what make gateway builds
+#   make gateway the gateway's wasm (worker/build/) and the page (worker/site/);
+#                then: cd worker && npx wrangler dev
 #   make bench   size / speed / memory figures (not pass/fail)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -64,7 +65,7 @@ bench: pkg emulator
 
 clean:
 	cargo clean
-	rm -rf pkg node_modules
+	rm -rf pkg node_modules worker/build worker/site worker/.wrangler screenshots
 
 # The gateway's wasm (worker/build/) and its static site (worker/site/: www/ + the npm
 # package's browser files, which is why it builds pkg/ too).
