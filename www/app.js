@@ -50,8 +50,9 @@ $("key-forget").addEventListener("click", () => {
 // ---- errors in plain words ------------------------------------------------------------
 /** What went wrong and what to do, from the status and the (JSON) body of an answer. */
 export function explain(status, body, api, retryAfter) {
-  const said = body && (body.error || body.message) ? `The gateway said: ${[body.error, body.message].filter(Boolean).join(": ")}` : null;
+  // The gateway refuses with {error, message}; anything else is VCC's body passed through.
   const gatewayRefusal = body && typeof body.error === "string" && typeof body.message === "string";
+  const said = body && (body.error || body.message) ? `${gatewayRefusal ? "The gateway" : "VCC"} said: ${[body.error, body.message].filter(Boolean).join(": ")}` : null;
   switch (status) {
     case 0:
       return { title: "Could not reach the gateway.", advice: "Is make demo still running? Start it again, then reload this page.", detail: said };

@@ -117,6 +117,8 @@ test("every refusal the gateway can give has words that say what to do", async (
   assert.match(words.origin.advice, /ALLOWED_ORIGINS/);
   assert.match(words.route.advice, /route table/);
   assert.match(words.vcc404.title, /VCC says this does not exist/);
+  assert.equal(words.vcc404.detail, "VCC said: User not found");
+  assert.match(words.route.detail, /^The gateway said: not_found: /);
   assert.match(words.token.advice, /VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION/);
   assert.match(words.timeout.advice, /UPSTREAM_TIMEOUT_MS/);
   assert.match(words.limited.advice, /Wait 30 s/);
