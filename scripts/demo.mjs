@@ -45,6 +45,7 @@ const onLine = (name, line) => {
   }
 };
 
+const lifetimes = { gateway: num("DEMO_GATEWAY_LIFETIME", 60), direct: num("DEMO_DIRECT_LIFETIME", 20) };
 let stack;
 try {
   stack = await startStack({
@@ -52,8 +53,8 @@ try {
     onLine,
     gatewayPort: num("DEMO_PORT", 8787),
     emulatorPort: num("DEMO_EMULATOR_PORT", 4010),
-    gatewayLifetime: num("DEMO_GATEWAY_LIFETIME", 60),
-    directLifetime: num("DEMO_DIRECT_LIFETIME", 20),
+    gatewayLifetime: lifetimes.gateway,
+    directLifetime: lifetimes.direct,
   });
 } catch (e) {
   console.error(`demo: could not start: ${e.message}`);
@@ -71,7 +72,7 @@ say("               (paste it into the page; made for this run, kept in the tab'
 if (stack.direct) {
   say(`  Direct mode  client id ${stack.direct.clientId}, secret ${stack.direct.secret}`);
   say("               (an emulator-only credential for this run; development only)");
-  say(`  Emulator     ${stack.emulatorUrl}  (token lifetimes: gateway ${num("DEMO_GATEWAY_LIFETIME", 60)} s, direct mode ${num("DEMO_DIRECT_LIFETIME", 20)} s)`);
+  say(`  Emulator     ${stack.emulatorUrl}  (token lifetimes: gateway ${lifetimes.gateway} s, direct mode ${lifetimes.direct} s)`);
 }
 say(`  Health       ${stack.gatewayUrl}/healthz`);
 say("  Press Ctrl-C to stop.");

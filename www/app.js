@@ -1,7 +1,7 @@
 // The demo page, "through the gateway" mode, and the mode switch. The page calls the
 // gateway at /api/<VCC path> with its gateway key; the gateway adds the VCC token. The
 // wasm package is loaded only when direct mode is opened (direct.js).
-import { $, el, duration, showError, table } from "./ui.js";
+import { $, STATUSES, el, duration, showError, table } from "./ui.js";
 
 const KEY_STORAGE = "vcc-demo.gatewayKey";
 const APIS = {
@@ -9,7 +9,6 @@ const APIS = {
   users: { name: "Users", scope: "users:read" },
   stats: { name: "Stats", scope: "stats" },
 };
-const STATUSES = ["Ready", "Away", "Extended Away", "Logged Out"];
 
 // ---- the gateway key: sessionStorage only, never written back into the DOM ----------
 const storage = {

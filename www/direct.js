@@ -3,11 +3,10 @@
 // work. The emulator's /_emulator/ controls inject the faults (revocation, token
 // endpoint down). Only loopback emulators are accepted: a real secret must never be
 // typed into a web page.
-import { $, el, duration, showError, timeEl, tokenPreview } from "./ui.js";
+import { $, STATUSES, el, duration, showError, timeEl, tokenPreview } from "./ui.js";
 
 const SCOPE = "agents-availability:read";
 const LOOPBACK = new Set(["127.0.0.1", "localhost"]);
-const STATUSES = ["Ready", "Away", "Extended Away", "Logged Out"];
 
 let client = null;
 let emulator = null; // origin

@@ -17,6 +17,9 @@ export function el(tag, attrs = {}, ...children) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** The four agent states of VCC's Agents Availability answer, in display order. */
+export const STATUSES = ["Ready", "Away", "Extended Away", "Logged Out"];
+
 /** "1 h 2 min", "3 min 5 s", "42 s". */
 export function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));

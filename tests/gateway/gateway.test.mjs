@@ -4,10 +4,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../scripts/demo-stack.mjs";
 
 const EMU = process.env.VCC_EMULATOR_URL;
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -22,14 +23,6 @@ const ALLOWED = "http://admin.example.test";
 const seenTokens = new Set();
 let gw; // the main gateway
 const outputs = [];
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 async function control(path, body) {
   const r = await fetch(`${EMU}/_emulator/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
