@@ -30,6 +30,9 @@ pub enum Plan {
     Wait(FlightId),
     /// No usable token: start a request with this id and wait for it.
     Fetch(FlightId),
+    /// VCC rejected a token it had just issued: no token request until this time (ms
+    /// since the epoch). The caller is refused with `token_rejected`.
+    Cooldown(u64),
 }
 
 /// What a finished flight produced, for notifications.
@@ -76,6 +79,8 @@ pub struct Info {
     pub in_flight: bool,
     /// The last failure, cleared by the next success.
     pub last_error: Option<VccError>,
+    /// Until when no token is requested because VCC rejected fresh ones.
+    pub cooldown_until: Option<u64>,
 }
 
 struct Flight<W> {
@@ -90,12 +95,29 @@ struct Entry<W> {
     consecutive_failures: u32,
     /// No background refresh before this time (after a failed one).
     retry_at: u64,
+    /// The token (cached or coming) replaces one VCC rejected, and has not yet been
+    /// seen to work: if VCC rejects it too, a new token is not what is missing.
+    probation: bool,
+    /// Rejections of tokens on probation in a row; sets the cooldown's length.
+    rejected_streak: u32,
+    /// No token request before this time (a token storm's brake).
+    cooldown_until: u64,
     info: Info,
 }
 
 impl<W> Default for Entry<W> {
     fn default() -> Self {
-        Self { token: None, serial: 0, flight: None, consecutive_failures: 0, retry_at: 0, info: Info::default() }
+        Self {
+            token: None,
+            serial: 0,
+            flight: None,
+            consecutive_failures: 0,
+            retry_at: 0,
+            probation: false,
+            rejected_streak: 0,
+            cooldown_until: 0,
+            info: Info::default(),
+        }
     }
 }
 
@@ -154,6 +176,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
                 e.token = None;
                 match &e.flight {
                     Some(f) => Plan::Wait(f.id),
+                    None if now < e.cooldown_until => Plan::Cooldown(e.cooldown_until),
                     None => Plan::Fetch(start(e)),
                 }
             }
@@ -238,16 +261,41 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
         }
     }
 
-    /// Drops the cached token for `key` only if it is `rejected`: after a 401, a token
-    /// that another caller has already replaced must not be thrown away.
-    pub fn invalidate_if(&mut self, key: &K, rejected: &AccessToken) -> bool {
-        match self.entries.get_mut(key) {
-            Some(e) if e.token.as_ref().is_some_and(|t| &t.value == rejected) => {
-                e.token = None;
-                e.retry_at = 0;
-                true
+    /// VCC answered 401 `invalid_token` to `rejected`: drops it, but only if it is still
+    /// the cached token (one that another caller has already replaced must not be
+    /// thrown away). Returns whether it was dropped.
+    ///
+    /// A token storm's brake: when the rejected token was itself a replacement for a
+    /// rejected one and was never seen to work ([`TokenCache::confirm`]), a new token
+    /// is not what is missing (a revoked client, a broken tenant, skewed clocks), so the
+    /// key cools down before its next token request: 1 s, doubling to 60 s.
+    pub fn invalidate_if(&mut self, key: &K, rejected: &AccessToken, now: u64) -> bool {
+        let Some(e) = self.entries.get_mut(key) else { return false };
+        if !e.token.as_ref().is_some_and(|t| &t.value == rejected) {
+            return false;
+        }
+        e.token = None;
+        e.retry_at = 0;
+        if e.probation {
+            e.rejected_streak += 1;
+            e.cooldown_until = now + RetryPolicy::rejected_cooldown(e.rejected_streak);
+            e.info.cooldown_until = Some(e.cooldown_until);
+            e.info.last_error =
+                Some(VccError::new(super::error::ErrorCode::TokenRejected, "VCC rejected a token it had just issued"));
+        }
+        e.probation = true;
+        true
+    }
+
+    /// An API accepted `token`: if it was on probation, the rejection streak is over.
+    /// Cheap when nothing is on probation (the common case, once per request).
+    pub fn confirm(&mut self, key: &K, token: &AccessToken) {
+        if let Some(e) = self.entries.get_mut(key) {
+            if e.probation && e.token.as_ref().is_some_and(|t| &t.value == token) {
+                e.probation = false;
+                e.rejected_streak = 0;
+                e.info.cooldown_until = None;
             }
-            _ => false,
         }
     }
 
@@ -364,7 +412,7 @@ mod tests {
                     requests += 1;
                     c.finish(&"k", id, Ok(tok("t", now, 5_000)), now + 50);
                 }
-                Plan::Wait(_) => panic!("nothing is in flight between calls here"),
+                Plan::Wait(_) | Plan::Cooldown(_) => panic!("nothing is in flight or cooling down here"),
             }
             now += 10; // a call every 10 ms: 2000 calls
         }
@@ -405,10 +453,10 @@ mod tests {
         c.invalidate(Some(&"k"));
         let Plan::Fetch(id) = c.get(&"k", 1) else { panic!() };
         c.finish(&"k", id, Ok(tok("B", 1, 60_000)), 1);
-        assert!(!c.invalidate_if(&"k", &a), "a stale rejection must not drop B");
+        assert!(!c.invalidate_if(&"k", &a, 1), "a stale rejection must not drop B");
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
         let b = c.current(&"k").unwrap().0.value.clone();
-        assert!(c.invalidate_if(&"k", &b));
+        assert!(c.invalidate_if(&"k", &b, 2));
         assert!(matches!(c.get(&"k", 2), Plan::Fetch(_)));
     }
 
@@ -455,5 +503,58 @@ mod tests {
         assert_eq!(c.get(&"k", 1), Plan::Use);
         // the real flight still holds its waiter
         assert_eq!(c.finish(&"k", id, Ok(tok("Y", 0, 60_000)), 1).waiters, vec![1]);
+    }
+
+    fn fetch_ok(c: &mut Cache, text: &str, now: u64) -> AccessToken {
+        let Plan::Fetch(id) = c.get(&"k", now) else { panic!("expected a fetch at {now}") };
+        c.finish(&"k", id, Ok(tok(text, now, 3_600_000)), now);
+        c.current(&"k").unwrap().0.value.clone()
+    }
+
+    #[test]
+    fn a_rejected_replacement_starts_a_cooldown_that_doubles() {
+        let mut c = Cache::new(Margins::default());
+        let a = fetch_ok(&mut c, "A", 0);
+        // A revoked token: drop it and fetch one replacement, no cooldown.
+        assert!(c.invalidate_if(&"k", &a, 10));
+        let b = fetch_ok(&mut c, "B", 10);
+        // The replacement is rejected too: a new token is not what is missing.
+        assert!(c.invalidate_if(&"k", &b, 20));
+        assert_eq!(c.get(&"k", 21), Plan::Cooldown(1_020));
+        assert_eq!(c.get(&"k", 1_019), Plan::Cooldown(1_020), "no token request inside the window");
+        assert_eq!(c.info(&"k").unwrap().last_error.unwrap().code, crate::core::error::ErrorCode::TokenRejected);
+        assert_eq!(c.info(&"k").unwrap().cooldown_until, Some(1_020));
+        let c2 = fetch_ok(&mut c, "C", 1_020);
+        assert!(c.invalidate_if(&"k", &c2, 1_030));
+        assert_eq!(c.get(&"k", 1_031), Plan::Cooldown(3_030), "the second cooldown is twice as long");
+        // A stale rejection of an older token neither drops anything nor extends it.
+        assert!(!c.invalidate_if(&"k", &b, 1_040));
+        assert_eq!(c.get(&"k", 1_041), Plan::Cooldown(3_030));
+    }
+
+    #[test]
+    fn a_token_seen_to_work_ends_the_streak() {
+        let mut c = Cache::new(Margins::default());
+        let a = fetch_ok(&mut c, "A", 0);
+        assert!(c.invalidate_if(&"k", &a, 1));
+        let b = fetch_ok(&mut c, "B", 2);
+        // a request made with an older token succeeding says nothing about B
+        c.confirm(&"k", &a);
+        c.confirm(&"k", &b);
+        // B worked; hours later it is revoked: one replacement, no cooldown
+        assert!(c.invalidate_if(&"k", &b, 3_000_000));
+        assert!(matches!(c.get(&"k", 3_000_001), Plan::Fetch(_)));
+        assert_eq!(c.info(&"k").unwrap().cooldown_until, None);
+    }
+
+    #[test]
+    fn confirming_an_old_token_does_not_clear_probation() {
+        let mut c = Cache::new(Margins::default());
+        let a = fetch_ok(&mut c, "A", 0);
+        assert!(c.invalidate_if(&"k", &a, 1));
+        let b = fetch_ok(&mut c, "B", 2);
+        c.confirm(&"k", &a);
+        assert!(c.invalidate_if(&"k", &b, 3));
+        assert_eq!(c.get(&"k", 4), Plan::Cooldown(1_003));
     }
 }

@@ -37,11 +37,17 @@ pub enum ErrorCode {
     BadResponse,
     /// The client was closed.
     Closed,
+    /// An upstream (the token endpoint or an API) answered with a redirect. Redirects are
+    /// never followed: the secret or token would go wherever the `Location` says.
+    Redirect,
+    /// VCC rejected a token it had just issued (401 `invalid_token` on a fresh token), so
+    /// the scope waits out a cooldown before asking for another (`retryAfterMs`).
+    TokenRejected,
 }
 
 impl ErrorCode {
     /// Every code, for [`ErrorCode::parse`].
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::InvalidConfig,
         Self::InvalidClient,
         Self::InvalidScope,
@@ -55,6 +61,8 @@ impl ErrorCode {
         Self::Forbidden,
         Self::BadResponse,
         Self::Closed,
+        Self::Redirect,
+        Self::TokenRejected,
     ];
 
     /// The code whose [`ErrorCode::as_str`] is `s` (inverse of it, so the two never
@@ -79,6 +87,8 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::BadResponse => "bad_response",
             Self::Closed => "closed",
+            Self::Redirect => "redirect",
+            Self::TokenRejected => "token_rejected",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! applies the CORS policy, validates and routes the path, and says which headers may
 //! cross in each direction. The glue only carries out the resulting [`Decision`].
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cache::Info;
@@ -13,7 +14,7 @@ use super::config::{RawConfig, Settings};
 use super::routes::{self, RouteMatch};
 use super::scope::ScopeSet;
 use super::secret::ClientSecret;
-use super::url::{push_u64, BaseUrl, Target};
+use super::url::{check_query, push_u64, BaseUrl, Target};
 
 /// Largest request body the gateway forwards (VCC itself refuses bodies over 100 KB).
 pub const BODY_LIMIT: u64 = 1 << 20;
@@ -44,6 +45,8 @@ pub struct GatewayEnv {
     pub gateway_keys: Option<ParsedKeys>,
     /// `UPSTREAM_TIMEOUT_MS` (default 30000).
     pub upstream_timeout_ms: Option<String>,
+    /// `BODY_TIMEOUT_MS` (default 10000).
+    pub body_timeout_ms: Option<String>,
 }
 
 /// A setting that is missing or invalid: every request gets 500 naming it.
@@ -66,9 +69,15 @@ impl Misconfigured {
 }
 
 struct Grant {
-    key: ClientSecret,
+    /// SHA-256 of the key: every comparison is of 32 bytes against 32 bytes, so its time
+    /// tells nothing of a key's length or content, and the key itself is not kept.
+    digest: [u8; 32],
     /// Allowed scopes; `*` allows all.
     scopes: Vec<String>,
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// Validated gateway settings.
@@ -77,8 +86,11 @@ pub struct GatewayConfig {
     pub settings: Settings,
     grants: Vec<Grant>,
     allowed_origins: Vec<String>,
-    /// How long to wait for VCC before answering 504.
+    /// How long one exchange with VCC may take, from sending the request to the last byte
+    /// of its answer: 504 if no answer came by then, a cut-off body if it was streaming.
     pub upstream_timeout_ms: u32,
+    /// How long a caller may take to send its request body: 408 past it.
+    pub body_timeout_ms: u32,
 }
 
 impl core::fmt::Debug for GatewayConfig {
@@ -104,6 +116,18 @@ fn setting_of(field: &str) -> &'static str {
         "authBaseUrl" => "VCC_AUTH_BASE_URL",
         "apiBaseUrl" => "VCC_API_BASE_URL",
         _ => "VCC_REGION",
+    }
+}
+
+/// A timeout setting: whole milliseconds from 1 to 120000, or `default` when unset.
+fn millis(setting: &'static str, value: Option<&str>, default: u32) -> Result<u32, Misconfigured> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=120_000).contains(n))
+            .ok_or_else(|| bad(setting, "must be a number of milliseconds from 1 to 120000")),
     }
 }
 
@@ -144,7 +168,8 @@ impl GatewayEnv {
             if scopes.iter().any(|s| s != "*" && ScopeSet::parse(s).map(|p| p.as_str() != s).unwrap_or(true)) {
                 return Err(bad("GATEWAY_KEYS", "has an invalid scope (one scope per entry, or \"*\")"));
             }
-            grants.push(Grant { key: ClientSecret::new(key), scopes });
+            let key = ClientSecret::new(key);
+            grants.push(Grant { digest: digest(key.expose()), scopes });
         }
         let mut allowed_origins = Vec::new();
         for o in self.allowed_origins.as_deref().unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
@@ -158,15 +183,9 @@ impl GatewayEnv {
                 }
             }
         }
-        let upstream_timeout_ms = match self.upstream_timeout_ms.as_deref().map(str::trim) {
-            None | Some("") => 30_000,
-            Some(t) => t
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=120_000).contains(n))
-                .ok_or_else(|| bad("UPSTREAM_TIMEOUT_MS", "must be a number of milliseconds from 1 to 120000"))?,
-        };
-        Ok(GatewayConfig { settings, grants, allowed_origins, upstream_timeout_ms })
+        let upstream_timeout_ms = millis("UPSTREAM_TIMEOUT_MS", self.upstream_timeout_ms.as_deref(), 30_000)?;
+        let body_timeout_ms = millis("BODY_TIMEOUT_MS", self.body_timeout_ms.as_deref(), 10_000)?;
+        Ok(GatewayConfig { settings, grants, allowed_origins, upstream_timeout_ms, body_timeout_ms })
     }
 }
 
@@ -298,6 +317,18 @@ pub const TOKEN_FAILED: Refusal = refusal(502, "token_endpoint", "the gateway co
 pub const UPSTREAM_TIMEOUT: Refusal = refusal(504, "upstream_timeout", "VCC did not answer in time");
 /// 502: VCC could not be reached.
 pub const UPSTREAM_FAILED: Refusal = refusal(502, "upstream_unreachable", "VCC could not be reached");
+/// 502: VCC answered with a redirect; the gateway never follows one (the token would go
+/// wherever `Location` says) and never passes one on.
+pub const UPSTREAM_REDIRECT: Refusal =
+    refusal(502, "upstream_redirect", "VCC answered with a redirect, which the gateway does not follow");
+/// 408: the caller did not finish sending its body within `BODY_TIMEOUT_MS`.
+pub const BODY_TIMEOUT: Refusal = refusal(408, "body_timeout", "the request body did not arrive in time");
+/// 400: the caller's body could not be read (the connection broke while sending it).
+pub const BODY_UNREADABLE: Refusal = refusal(400, "bad_request", "the request body could not be read");
+/// 503: VCC rejected tokens it had just issued; no new one is asked for until the
+/// cooldown ends (`Retry-After`).
+pub const TOKEN_REJECTED: Refusal =
+    refusal(503, "token_rejected", "VCC is rejecting the tokens it issues; the gateway is waiting before asking again");
 
 impl GatewayConfig {
     /// The index of the grant whose key is presented, compared in constant time
@@ -309,9 +340,10 @@ impl GatewayConfig {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or(NO_KEY)?;
+        let presented = digest(presented);
         let mut found: Option<usize> = None;
         for (i, g) in self.grants.iter().enumerate() {
-            if bool::from(g.key.expose().as_bytes().ct_eq(presented.as_bytes())) {
+            if bool::from(g.digest.ct_eq(&presented)) {
                 found = Some(i);
             }
         }
@@ -378,7 +410,7 @@ impl GatewayConfig {
         }
         let mut path_and_query = target.path.into_owned();
         if let Some(q) = req.query.filter(|q| !q.is_empty()) {
-            if q.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'#' || b >= 0x80) {
+            if check_query(q).is_err() {
                 return refuse(NO_ROUTE);
             }
             path_and_query.push('?');
@@ -440,25 +472,31 @@ pub fn forward_request_header(name: &str) -> bool {
     )
 }
 
-/// Response headers passed back to the caller: everything but cookies, hop-by-hop
-/// headers and VCC's auth challenge (the caller's credential is the gateway key).
+/// Response headers passed back to the caller: an allow-list, like the request side.
+/// An upstream is untrusted too: it must not be able to hand the caller our VCC token
+/// (`Authorization` echoed back), CORS grants (the gateway alone decides those), cookies,
+/// `Location`/`Refresh`, hop-by-hop headers, or anything else we did not think of.
 pub fn forward_response_header(name: &str) -> bool {
-    !matches!(
+    matches!(
         name.to_ascii_lowercase().as_str(),
-        "set-cookie"
-            | "set-cookie2"
-            | "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "upgrade"
-            | "trailer"
-            | "te"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "www-authenticate"
-            | "content-length"
-            | "content-encoding"
+        "content-type"
+            | "content-language"
+            | "content-disposition"
+            | "cache-control"
+            | "expires"
+            | "etag"
+            | "last-modified"
+            | "retry-after"
+            | "x-request-id"
+            | "x-correlation-id"
     )
+}
+
+/// [`forward_response_header`], minus any header the upstream's `Connection` names:
+/// those are hop-by-hop by declaration (RFC 9110 §7.6.1), even an allowed name.
+pub fn pass_response_header(name: &str, connection: Option<&str>) -> bool {
+    forward_response_header(name)
+        && !connection.is_some_and(|c| c.split(',').any(|token| token.trim().eq_ignore_ascii_case(name)))
 }
 
 /// Whether the caller's `Accept` leaves the choice to us: absent, or the `*/*` that
@@ -491,7 +529,9 @@ pub fn preflight_headers(origin: &str) -> [(&'static str, String); 5] {
 
 /// `/healthz` body, one member per cached scope, so a status page can draw a countdown:
 /// `{"ok":true,"scopes":{"<scope>":{"expiresInSeconds":n,"lifetimeSeconds":n,
-/// "refreshInSeconds":n,"fetches":n,"refreshes":n,"failures":n,"lastError":"code"}}}`.
+/// "refreshInSeconds":n,"cooldownSeconds":n,"fetches":n,"refreshes":n,"failures":n,
+/// "lastError":"code"}}}`. `cooldownSeconds` is set while VCC's rejection of fresh tokens
+/// holds token requests back.
 /// Times are `null` while no token is cached; `lastError` is a stable code (never a
 /// message, which could name upstream details) or `null`. Scopes are validated
 /// (`[a-z0-9._:-]` and spaces), so escaping is a formality.
@@ -515,6 +555,8 @@ pub fn health_json(now_ms: u64, scopes: &[(&str, Info)]) -> String {
         let lifetime = info.expires_at.zip(info.obtained_at).map(|(e, o)| e.saturating_sub(o));
         secs(&mut s, ",\"lifetimeSeconds\":", lifetime);
         secs(&mut s, ",\"refreshInSeconds\":", info.refresh_at.map(|r| r.saturating_sub(now_ms)));
+        let cooldown = info.cooldown_until.filter(|until| *until > now_ms).map(|until| until - now_ms + 999);
+        secs(&mut s, ",\"cooldownSeconds\":", cooldown);
         for (name, n) in [("fetches", info.fetches), ("refreshes", info.refreshes), ("failures", info.failures)] {
             s.push_str(",\"");
             s.push_str(name);
@@ -591,6 +633,7 @@ mod tests {
             (GatewayEnv { allowed_origins: Some("*".into()), ..env() }, "ALLOWED_ORIGINS"),
             (GatewayEnv { upstream_timeout_ms: Some("soon".into()), ..env() }, "UPSTREAM_TIMEOUT_MS"),
             (GatewayEnv { upstream_timeout_ms: Some("0".into()), ..env() }, "UPSTREAM_TIMEOUT_MS"),
+            (GatewayEnv { body_timeout_ms: Some("120001".into()), ..env() }, "BODY_TIMEOUT_MS"),
         ];
         for (e, setting) in cases {
             let m = e.validate().unwrap_err();
@@ -655,6 +698,12 @@ mod tests {
             "/api/@evil.example/stats",
             "/api/https://evil.example/stats",
             "/apix/stats",
+            "/api/stats/..;/useradmin/users",
+            "/api/stats/%2e%2e;/useradmin/users",
+            "/api/stats/a%09b",
+            "/api/stats/a%0d%0ab",
+            "/api/stats/%252e%252e/x",
+            "/api/stats/%c0%ae%c0%ae/x",
         ] {
             let d = c.decide(&Inbound { authorization: Some(&auth), ..req("GET", path, None) });
             assert!(!matches!(d, Decision::Forward(..)), "{path:?} was forwarded: {d:?}");
@@ -760,10 +809,25 @@ mod tests {
         for h in ["Accept", "content-type", "if-none-match", "x-request-id"] {
             assert!(forward_request_header(h), "{h}");
         }
-        for h in ["Set-Cookie", "connection", "www-authenticate", "transfer-encoding"] {
+        for h in [
+            "Set-Cookie",
+            "connection",
+            "www-authenticate",
+            "transfer-encoding",
+            "authorization",
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "access-control-expose-headers",
+            "location",
+            "refresh",
+            "x-anything-else",
+            "vary",
+        ] {
             assert!(!forward_response_header(h), "{h}");
         }
-        assert!(forward_response_header("content-type") && forward_response_header("retry-after"));
+        assert!(forward_response_header("content-type") && forward_response_header("Retry-After"));
+        assert!(pass_response_header("etag", Some("keep-alive")));
+        assert!(!pass_response_header("ETag", Some("keep-alive, etag")), "named in Connection: hop-by-hop");
     }
 
     #[test]
@@ -815,6 +879,9 @@ mod tests {
         assert!(
             empty["expiresInSeconds"].is_null() && empty["lifetimeSeconds"].is_null() && empty["lastError"].is_null()
         );
+        assert!(stats["cooldownSeconds"].is_null());
+        let cooling = health_json(118_500, &[("stats", Info { cooldown_until: Some(120_000), ..Info::default() })]);
+        assert!(cooling.contains("\"cooldownSeconds\":2,"), "rounded up: {cooling}");
         // past the expiry the countdown stops at zero rather than wrapping
         let late = health_json(200_000, &[("stats", Info { expires_at: Some(160_000), ..Info::default() })]);
         assert!(late.contains("\"expiresInSeconds\":0,"), "{late}");
@@ -842,6 +909,11 @@ mod tests {
         }
         assert_eq!(c.authenticate(Some(&bearer(KEY_ALL))), Ok(0));
         assert_eq!(c.authenticate(Some(&format!("bearer  {KEY_STATS} "))), Ok(1));
+        // What is kept and compared is a fixed-length digest, never the key.
+        assert!(c
+            .grants
+            .iter()
+            .all(|g| g.digest != [0; 32] && g.digest == digest(if g.scopes == ["*"] { KEY_ALL } else { KEY_STATS })));
         assert!(c.authenticate(Some(&format!("Basic {KEY_ALL}"))).is_err());
     }
 }

@@ -48,6 +48,12 @@ impl RetryPolicy {
     pub fn background_retry_in(failures: u32) -> u64 {
         (1_000u64 << failures.saturating_sub(1).min(5)).min(30_000)
     }
+
+    /// How long a key waits before its next token request after VCC rejected a token it
+    /// had just issued, for the `streak`-th time in a row: 1 s, doubling, at most 60 s.
+    pub fn rejected_cooldown(streak: u32) -> u64 {
+        (1_000u64 << streak.saturating_sub(1).min(6)).min(60_000)
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +87,8 @@ mod tests {
         assert_eq!(RetryPolicy::background_retry_in(1), 1_000);
         assert_eq!(RetryPolicy::background_retry_in(2), 2_000);
         assert_eq!(RetryPolicy::background_retry_in(50), 30_000);
+        assert_eq!(RetryPolicy::rejected_cooldown(1), 1_000);
+        assert_eq!(RetryPolicy::rejected_cooldown(3), 4_000);
+        assert_eq!(RetryPolicy::rejected_cooldown(40), 60_000);
     }
 }

@@ -150,9 +150,7 @@ impl<'a> Target<'a> {
         }
         check_path_chars(path)?;
         if let Some(q) = query {
-            if q.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80) {
-                return Err("has a query with spaces, control or non-ASCII characters (percent-encode them)");
-            }
+            check_query(q)?;
         }
         Ok(Self { path: Cow::Borrowed(path), query })
     }
@@ -230,22 +228,58 @@ fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>
     Ok((host.to_ascii_lowercase(), port.filter(|p| *p != default)))
 }
 
-/// Refuses characters and segments that could change where a request goes once a
-/// server or proxy normalises the path: controls, spaces, backslashes, non-ASCII, and
-/// `.`/`..` segments, percent-encoded or not (`%2e`, `%2E`), plus encoded slashes.
+/// Refuses characters and segments that could change where a request goes once some
+/// server or proxy between us and VCC normalises the path: controls, spaces,
+/// backslashes and non-ASCII as sent, and then, segment by segment, what a segment
+/// means once decoded (see [`check_segment`]).
 fn check_path_chars(path: &str) -> Result<(), UrlProblem> {
     if path.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b >= 0x80) {
         return Err("has spaces, backslashes, control or non-ASCII characters in the path");
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
-        return Err("has an encoded slash, backslash or NUL in the path");
-    }
-    for seg in lower.split('/') {
-        let decoded = seg.replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
-            return Err("has a . or .. path segment");
+    path.split('/').filter(|s| !s.is_empty()).try_for_each(check_segment)
+}
+
+/// One path segment, judged by what it decodes to, because servers decode before they
+/// normalise and differ in how (Tomcat and Jetty read `..;x` as `..`, IIS drops trailing
+/// dots, some decode twice). Refused: an escape that is malformed or decodes to another
+/// escape (`%zz`, `%252e`), to a control character (`%09`, `%0d%0a`), to a slash or
+/// backslash, or to non-ASCII (which also refuses overlong UTF-8 dots such as
+/// `%c0%ae`); and a segment whose name, before any `;` parameters and after trailing
+/// dots and spaces, is empty: `.`, `..`, `%2e%2e`, `..;`, `.;x`, `...`, `;x`.
+fn check_segment(seg: &str) -> Result<(), UrlProblem> {
+    let decoded = percent_encoding::percent_decode_str(seg);
+    let mut name_len = 0usize;
+    let mut in_params = false;
+    let mut name_is_dots = true;
+    for b in decoded {
+        match b {
+            b'%' => return Err("has a malformed or double-encoded escape in the path (%zz, %25)"),
+            0..=0x1f | 0x7f => return Err("has an encoded control character in the path"),
+            b'/' | b'\\' => return Err("has an encoded slash or backslash in the path"),
+            0x80.. => return Err("has encoded non-ASCII characters in the path"),
+            b';' => in_params = true,
+            _ if in_params => {}
+            b => {
+                name_len += 1;
+                name_is_dots &= b == b'.' || b == b' ';
+            }
         }
+    }
+    if name_len == 0 || name_is_dots {
+        return Err("has a dot segment in the path (., .., or one hidden behind %2e, ; or trailing dots)");
+    }
+    Ok(())
+}
+
+/// Checks a query (without `?`) as sent: no spaces, backslashes, raw or encoded control
+/// characters, or raw non-ASCII. Percent-escapes of printable characters are the
+/// caller's business and pass as they are.
+pub fn check_query(query: &str) -> Result<(), UrlProblem> {
+    if query.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b == b'#' || b >= 0x80) {
+        return Err("has a query with spaces, control or non-ASCII characters (percent-encode them)");
+    }
+    if percent_encoding::percent_decode_str(query).any(|b| b < 0x20 || b == 0x7f) {
+        return Err("has an encoded control character in the query");
     }
     Ok(())
 }
@@ -333,6 +367,51 @@ mod tests {
     }
 
     #[test]
+    fn segments_a_server_could_read_as_traversal_are_refused() {
+        let b = BaseUrl::parse("https://emea.api.cc.vonage.com").unwrap();
+        for bad in [
+            "/stats/..;/useradmin/users",
+            "/stats/..;x=1/useradmin",
+            "/stats/.;/x",
+            "/stats/%2e%2e;/x",
+            "/stats/%2E%2E%3b/x",
+            "/stats/.../x",
+            "/stats/..%20/x",
+            "/stats/;/x",
+            "/stats/;jsessionid=1",
+            "/stats/%252e%252e/x",
+            "/stats/%25/x",
+            "/stats/%zz/x",
+            "/stats/%2",
+            "/stats/%c0%ae%c0%ae/x",
+            "/stats/%e0%80%ae/x",
+            "/stats/%c3%a9",
+            "/stats/a%09b",
+            "/stats/a%0d%0aX-Injected:%201",
+            "/stats/a%7f",
+            "/stats/a%00",
+            "/stats/a%5cb",
+            "/stats/x?a=%0d%0aSet-Cookie:x",
+            "/stats/x?a=%09",
+        ] {
+            assert!(b.resolve(bad).is_err(), "{bad} should be refused");
+        }
+        for good in [
+            "/stats/agent-status",
+            "/useradmin/users/42",
+            "/interaction-content/interactions/5f0c-0001/content/recording",
+            "/stats/a.b",
+            "/stats/.hidden",
+            "/stats/a..b",
+            "/stats/a;v=1",
+            "/stats/a%20b",
+            "/stats/x?start=2026-01-01T00:00:00Z&name=a%20b&x=%25",
+        ] {
+            assert!(b.resolve(good).is_ok(), "{good} should be accepted");
+        }
+    }
+
+    #[test]
     fn origins_allow_plain_http_but_no_path() {
         assert_eq!(BaseUrl::parse_origin("http://intranet.example").unwrap().origin(), "http://intranet.example");
         assert_eq!(BaseUrl::parse_origin("https://a.example:8443/").unwrap().origin(), "https://a.example:8443");
@@ -376,6 +455,30 @@ mod tests {
                     prop_assert!(t.path.split('/').all(|seg| seg != "." && seg != ".."));
                     let lower = t.path.to_ascii_lowercase();
                     prop_assert!(lower.split('/').map(|seg| seg.replace("%2e", ".")).all(|seg| seg != "." && seg != ".."));
+                }
+            }
+
+            /// Whatever path is accepted stays free of traversal and control characters
+            /// under the most aggressive normalisation a server might apply: decoding
+            /// again and again, dropping `;` parameters, trailing dots and spaces, and
+            /// reading backslashes as slashes.
+            #[test]
+            fn accepted_paths_survive_any_normalisation(input in "(/[.;%2eEc05aAdD9fF7x ]{0,8}){1,4}(\\?[a=%0-9dDaA]{0,6})?") {
+                let base = BaseUrl::parse("https://api.example").unwrap();
+                if let Ok(t) = base.resolve(&input) {
+                    let mut path: Vec<u8> = t.path.as_bytes().to_vec();
+                    for _ in 0..3 {
+                        path = percent_encoding::percent_decode(&path).collect();
+                    }
+                    prop_assert!(path.iter().all(|b| *b >= 0x20 && *b != 0x7f && *b < 0x80), "{input:?}");
+                    let text = String::from_utf8_lossy(&path).replace('\\', "/");
+                    // (an empty segment is the root or a trailing slash: `//` is refused as sent)
+                    for seg in text.split('/').skip(1).filter(|seg| !seg.is_empty()) {
+                        let name = seg.split(';').next().unwrap_or("").trim_end_matches(['.', ' ']);
+                        prop_assert!(!name.is_empty(), "{input:?} has a segment {seg:?} that normalises away");
+                    }
+                    let query: Vec<u8> = percent_encoding::percent_decode_str(t.query.unwrap_or("")).collect();
+                    prop_assert!(query.iter().all(|b| *b >= 0x20 && *b != 0x7f), "{input:?}");
                 }
             }
 
