@@ -91,7 +91,7 @@ export function withDemoKey(gatewayKeys, key) {
   return JSON.stringify({ ...keys, [key]: DEMO_SCOPES });
 }
 
-function startChild(name, bin, args, opts) {
+export function startChild(name, bin, args, opts) {
   const child = spawn(bin, args, { ...opts, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const proc = { name, child, output: "", exited: null, lineListeners: [] };
   let partial = "";
@@ -113,7 +113,7 @@ function startChild(name, bin, args, opts) {
   return proc;
 }
 
-async function stopChild(proc) {
+export async function stopChild(proc) {
   if (!proc || proc.exited) return;
   // The whole group (wrangler's workerd too); the child alone if there is no group.
   const group = (sig) => {

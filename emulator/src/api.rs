@@ -7,13 +7,94 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::state::{now_ms, Emulator, Seen};
+
+/// A redirect to `location` (a fault: VCC never redirects its API or token endpoint).
+pub fn redirect(status: u16, location: &str) -> Response {
+    let status =
+        StatusCode::from_u16(status).ok().filter(StatusCode::is_redirection).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let mut r = json_response(status, json!({ "message": "moved" }));
+    if let Ok(v) = header::HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A body sent as `head`, then `pad` bytes of `x` in 64 KiB chunks, then `tail`, with a
+/// stall of `stall_ms` after the first chunk: an upstream that answers and then hangs,
+/// or one whose body is far larger than anything worth buffering.
+fn slow_body(head: Bytes, pad: u64, tail: Bytes, stall_ms: u64) -> Body {
+    const CHUNK: u64 = 64 << 10;
+    let stream = futures_util::stream::unfold((0u8, pad), move |(stage, left)| {
+        let (head, tail) = (head.clone(), tail.clone());
+        async move {
+            match stage {
+                0 => Some((Ok::<Bytes, std::io::Error>(head), (1, left))),
+                1 if stall_ms > 0 => {
+                    tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+                    Some((Ok(Bytes::new()), (2, left)))
+                }
+                1 | 2 if left > 0 => {
+                    let n = left.min(CHUNK);
+                    Some((Ok(Bytes::from(vec![b'x'; n as usize])), (2, left - n)))
+                }
+                1 | 2 => Some((Ok(tail), (3, 0))),
+                _ => None,
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// 401 `invalid_token` with a body of `bytes` bytes (padded JSON) and no
+/// `WWW-Authenticate`, so only reading the whole body would tell what it is.
+fn huge_401(bytes: u64, stall_ms: u64) -> Response {
+    let head = Bytes::from_static(
+        br#"{"error":"invalid_token","error_description":"The access token is invalid or has expired","padding":""#,
+    );
+    let tail = Bytes::from_static(br#""}"#);
+    let pad = bytes.saturating_sub((head.len() + tail.len()) as u64);
+    let mut r = Response::new(slow_body(head, pad, tail, stall_ms));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn invalid_token() -> Response {
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": "invalid_token", "error_description": "The access token is invalid or has expired" }),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    r
+}
+
+/// What a hostile upstream could echo back to the gateway's caller.
+fn echo_headers(response: &mut Response, authorization: Option<&str>) {
+    let h = response.headers_mut();
+    if let Some(v) = authorization.and_then(|a| header::HeaderValue::from_str(a).ok()) {
+        h.insert(header::AUTHORIZATION, v);
+    }
+    for (name, value) in [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-credentials", "true"),
+        ("access-control-expose-headers", "authorization"),
+        ("location", "http://evil.example.test/phish"),
+        ("refresh", "0; url=http://evil.example.test/phish"),
+        ("connection", "etag"),
+        ("etag", "\"hop-by-hop\""),
+        ("x-upstream-secret", "internal"),
+    ] {
+        h.insert(header::HeaderName::from_static(name), header::HeaderValue::from_static(value));
+    }
+}
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
@@ -188,7 +269,27 @@ pub async fn api(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let response = answer(&emu, &method, &path, query.as_deref(), &headers, token, issued.as_ref(), now, &body);
+    let faults = client_id.as_deref().and_then(|c| emu.lock().faults_of(c).cloned()).unwrap_or_default();
+    let mut response = if let Some(location) = &faults.api_redirect {
+        redirect(faults.redirect_status.unwrap_or(307), location)
+    } else if faults.invalid_token_always {
+        invalid_token()
+    } else if faults.api401_body_bytes > 0 {
+        huge_401(faults.api401_body_bytes, faults.api_stall_ms)
+    } else {
+        answer(&emu, &method, &path, query.as_deref(), &headers, token, issued.as_ref(), now, &body)
+    };
+    if faults.api_echo_headers {
+        echo_headers(&mut response, auth.as_deref());
+    }
+    if faults.api_stall_ms > 0 && faults.api401_body_bytes == 0 {
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        let slow = slow_body(Bytes::copy_from_slice(head), 0, Bytes::copy_from_slice(tail), faults.api_stall_ms);
+        response = Response::from_parts(parts, slow);
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
 
     let mut seen_headers = BTreeMap::new();
     for (name, value) in &headers {
@@ -206,7 +307,6 @@ pub async fn api(
         seen_headers.insert(name.as_str().to_owned(), v);
     }
     // Real APIs sit behind load balancers that set cookies; the gateway must drop them.
-    let mut response = response;
     response
         .headers_mut()
         .insert(header::SET_COOKIE, header::HeaderValue::from_static("AWSALB=emulated-lb-cookie; Path=/"));
@@ -254,13 +354,7 @@ fn answer(
         );
     }
     let Some(issued) = issued.filter(|i| i.valid_at(now)) else {
-        let mut r = json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({ "error": "invalid_token", "error_description": "The access token is invalid or has expired" }),
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));
-        return r;
+        return invalid_token();
     };
     if !issued.scopes.iter().any(|s| s == scope) {
         return json_response(StatusCode::UNAUTHORIZED, json!({ "message": "Unauthorized" }));

@@ -10,7 +10,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::state::{ClientConfig, Emulator, Faults};
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, Method, Uri};
+
+use crate::state::{ClientConfig, Emulator, Faults, Stolen};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +93,31 @@ pub async fn requests(State(emu): State<Arc<Emulator>>, Query(q): Query<ClientFi
     Json(json!({ "requests": seen })).into_response()
 }
 
+/// `ANY /_emulator/steal/*`: stands for the host a redirect points at. Records what
+/// arrived (that nothing does is what the tests assert).
+pub async fn steal(
+    State(emu): State<Arc<Emulator>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let hit = Stolen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        authorization,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    emu.lock().stolen.push(hit);
+    Json(json!({ "stolen": true })).into_response()
+}
+
+/// `GET /_emulator/stolen`: what reached `/_emulator/steal`.
+pub async fn stolen(State(emu): State<Arc<Emulator>>) -> Response {
+    Json(json!({ "requests": emu.lock().stolen })).into_response()
+}
+
 /// Clears faults, tokens, counters and the request log (clients stay).
 pub async fn reset(State(emu): State<Arc<Emulator>>) -> Response {
     let mut inner = emu.lock();
@@ -97,5 +125,6 @@ pub async fn reset(State(emu): State<Arc<Emulator>>) -> Response {
     inner.tokens.clear();
     inner.stats.clear();
     inner.seen.clear();
+    inner.stolen.clear();
     Json(json!({ "ok": true })).into_response()
 }

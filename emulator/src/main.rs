@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::header;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use clap::Parser;
 use tower_http::cors::CorsLayer;
@@ -128,6 +128,9 @@ fn router(emulator: Arc<Emulator>) -> Router {
         .route("/_emulator/stats", get(control::stats))
         .route("/_emulator/requests", get(control::requests))
         .route("/_emulator/reset", post(control::reset))
+        .route("/_emulator/steal", any(control::steal))
+        .route("/_emulator/steal/{*rest}", any(control::steal))
+        .route("/_emulator/stolen", get(control::stolen))
         .fallback(api::api)
         // Browsers hide non-safelisted response headers cross-origin; the client needs
         // Retry-After (429 backoff) and WWW-Authenticate (401 classification).

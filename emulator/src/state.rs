@@ -37,6 +37,25 @@ pub struct Faults {
     pub api5xx: u32,
     /// Delay every API answer by this many ms.
     pub api_delay_ms: u64,
+    /// Answer every token request with a redirect to this URL (a hostile or
+    /// misconfigured front end): nothing that follows it may carry the secret.
+    pub token_redirect: Option<String>,
+    /// Answer every API request with a redirect to this URL (relative or absolute).
+    pub api_redirect: Option<String>,
+    /// Status of those redirects (default 307).
+    pub redirect_status: Option<u16>,
+    /// Add to every API answer what a hostile upstream could echo: the request's
+    /// `Authorization`, CORS grants, `Location`, `Refresh`, and a header that
+    /// `Connection` names.
+    pub api_echo_headers: bool,
+    /// Answer every API request with a 401 `invalid_token` body of this many bytes
+    /// (padded JSON, no `WWW-Authenticate`), streamed.
+    pub api401_body_bytes: u64,
+    /// Send an API answer's headers and the first part of its body, then stall this
+    /// many ms before the rest.
+    pub api_stall_ms: u64,
+    /// Answer every API request with 401 `invalid_token`, whatever the token.
+    pub invalid_token_always: bool,
 }
 
 /// A token the emulator issued.
@@ -90,6 +109,18 @@ pub struct Inner {
     pub stats: HashMap<String, Stats>,
     pub seen: VecDeque<Seen>,
     pub issued_count: u64,
+    /// What reached `/_emulator/steal`: where a followed redirect would deliver.
+    pub stolen: Vec<Stolen>,
+}
+
+/// A request that reached `/_emulator/steal`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stolen {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: String,
 }
 
 pub struct Emulator {
@@ -137,6 +168,12 @@ impl Inner {
 
     pub fn fault_flag(&self, client_id: &str, pick: impl Fn(&Faults) -> u64) -> u64 {
         [client_id, ""].iter().filter_map(|id| self.faults.get(*id)).map(pick).max().unwrap_or(0)
+    }
+
+    /// A client's faults (its own, else the global ones), for the settings that are not
+    /// counters or flags.
+    pub fn faults_of(&self, client_id: &str) -> Option<&Faults> {
+        self.faults.get(client_id).or_else(|| self.faults.get(""))
     }
 
     pub fn stats_for(&mut self, client_id: &str) -> &mut Stats {

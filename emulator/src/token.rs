@@ -82,6 +82,10 @@ pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let mut inner = emu.lock();
+    if let Some(location) = inner.faults_of(&client_id).and_then(|f| f.token_redirect.clone()) {
+        let status = inner.faults_of(&client_id).and_then(|f| f.redirect_status).unwrap_or(307);
+        return crate::api::redirect(status, &location);
+    }
     if inner.fault_flag(&client_id, |f| u64::from(f.token_down)) > 0 {
         return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({ "message": "Service Unavailable" }));
     }

@@ -10,11 +10,11 @@ use futures_channel::oneshot;
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
-use web_sys::{Request, Response};
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
+use web_sys::{Request, RequestInit, RequestRedirect, Response};
 
-use super::http::{is_invalid_token, request_token};
-use super::js::{global_fetch, is_workerd, now_ms, to_js_error, Obj, Timer};
+use super::http::{bearer, exchange, request_token, upstream_fetch, ExchangeError, Lease, TokenSource, Transport};
+use super::js::{is_workerd, now_ms, to_js_error, Obj, Timer};
 use crate::core::cache::{Event, FlightId, Plan, TokenCache};
 use crate::core::config::{RawConfig, Settings, OPTION_NAMES};
 use crate::core::error::{ErrorCode, VccError};
@@ -333,6 +333,7 @@ impl Inner {
             }
             Plan::Wait(id) => (id, false),
             Plan::Fetch(id) => (id, true),
+            Plan::Cooldown(until) => return Err(cooldown_error(until, now)),
         };
         let (tx, rx) = oneshot::channel();
         // Registering on a flight that `get` just reported cannot fail; if it ever did,
@@ -344,12 +345,18 @@ impl Inner {
         Ok(Acquired::Pending(rx))
     }
 
-    async fn token_for(self: &Rc<Self>, key: &CacheKey) -> Result<AccessToken, VccError> {
+    async fn token_for(self: &Rc<Self>, key: &CacheKey) -> Result<Lease, VccError> {
         match self.acquire(key)? {
-            Acquired::Ready => {
-                self.state.borrow().cache.current(key).map(|(t, _)| t.value.clone()).ok_or_else(closed_error)
+            Acquired::Ready => self
+                .state
+                .borrow()
+                .cache
+                .current(key)
+                .map(|(t, _)| Lease { token: t.value.clone(), cached: true })
+                .ok_or_else(closed_error),
+            Acquired::Pending(rx) => {
+                rx.await.unwrap_or_else(|_| Err(closed_error())).map(|token| Lease { token, cached: false })
             }
-            Acquired::Pending(rx) => rx.await.unwrap_or_else(|_| Err(closed_error())),
         }
     }
 
@@ -443,43 +450,77 @@ impl Inner {
             }
         };
         let key = self.key_for(&scope).map_err(err)?;
-
-        let token = self.token_for(&key).await.map_err(err)?;
-        let first = request
-            .clone()
-            .map_err(|_| err(VccError::config("init", "has a body that cannot be sent (already used?)")))?;
-        let response = send_api(&first, &token, accept).await?;
-        if response.status() != 401 {
-            return Ok(response.into());
+        // Never follow a redirect with the token, whatever `init.redirect` said.
+        let manual = RequestInit::new();
+        manual.set_redirect(RequestRedirect::Manual);
+        let request = Request::new_with_request_and_init(&request, &manual)
+            .map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
+        let source = ClientTokens { inner: &self, key: &key };
+        let send = async |token: &AccessToken| {
+            let attempt = request
+                .clone()
+                .map_err(|_| err(VccError::config("init", "has a body that cannot be sent (already used?)")))?;
+            send_api(&attempt, token, accept).await
+        };
+        match exchange(&source, send).await {
+            Ok((response, _)) => Ok(response.into()),
+            Err(ExchangeError::Token(e)) => Err(err(e)),
+            Err(ExchangeError::Send(e)) => Err(e),
         }
-        if !is_invalid_token(&response).await {
-            return Ok(response.into());
-        }
-        {
-            let mut state = self.state.borrow_mut();
-            if state.cache.invalidate_if(&key, &token) {
-                state.forget_fresh(Some(&key));
-            }
-        }
-        let token = self.token_for(&key).await.map_err(err)?;
-        Ok(send_api(&request, &token, accept).await?.into())
     }
+}
+
+/// The client's cache as a [`TokenSource`] for one key.
+struct ClientTokens<'a> {
+    inner: &'a Rc<Inner>,
+    key: &'a CacheKey,
+}
+
+impl TokenSource for ClientTokens<'_> {
+    async fn token(&self) -> Result<Lease, VccError> {
+        self.inner.token_for(self.key).await
+    }
+
+    fn reject(&self, token: &AccessToken) {
+        let mut state = self.inner.state.borrow_mut();
+        if state.cache.invalidate_if(self.key, token, now_ms()) {
+            state.forget_fresh(Some(self.key));
+        }
+    }
+
+    fn confirm(&self, token: &AccessToken) {
+        self.inner.state.borrow_mut().cache.confirm(self.key, token);
+    }
+}
+
+/// `token_rejected`: VCC rejected fresh tokens; `retryAfterMs` says when the cooldown ends.
+fn cooldown_error(until: u64, now: u64) -> VccError {
+    let mut e = VccError::new(
+        ErrorCode::TokenRejected,
+        "VCC rejected the tokens it just issued; no new token is requested until the cooldown ends",
+    );
+    e.retry_after_ms = Some(until.saturating_sub(now));
+    e
 }
 
 async fn send_api(request: &Request, token: &AccessToken, accept: &str) -> Result<Response, JsValue> {
     let headers = request.headers();
-    let mut bearer = zeroize::Zeroizing::new(String::with_capacity(token.len() + 7));
-    bearer.push_str("Bearer ");
-    bearer.push_str(token.expose());
-    let _ = headers.set("authorization", &bearer);
+    let _ = headers.set("authorization", &bearer(token));
     if !headers.has("accept").unwrap_or(true) {
         let _ = headers.set("accept", accept);
     }
-    let promise = global_fetch(request).map_err(|e| transport_error(&e))?;
-    match JsFuture::from(promise).await {
-        Ok(r) => Ok(r.unchecked_into()),
-        Err(e) => Err(transport_error(&e)),
-    }
+    upstream_fetch(request, None).await.map_err(|t| match t {
+        Transport::Network(e) => transport_error(&e),
+        Transport::Timeout => to_js_error(&VccError::new(ErrorCode::Timeout, "the VCC API did not answer in time")),
+        Transport::Redirect(status) => {
+            let mut e = VccError::new(
+                ErrorCode::Redirect,
+                "the VCC API answered with a redirect; vcc-auth does not follow it, so the token goes nowhere else",
+            );
+            e.status = Some(status).filter(|s| *s != 0);
+            to_js_error(&e)
+        }
+    })
 }
 
 /// A caller's abort stays an `AbortError` (as with plain `fetch`); anything else is a
@@ -524,6 +565,6 @@ fn on_timer(weak: Weak<Inner>, key: CacheKey) {
         // Fired a little early: arm again for the real start of the window.
         Plan::Use => inner.schedule(&key),
         Plan::UseAndRefresh(id) | Plan::Fetch(id) => spawn_local(run_flight(inner.clone(), key, id)),
-        Plan::Wait(_) => {}
+        Plan::Wait(_) | Plan::Cooldown(_) => {}
     }
 }

@@ -22,19 +22,27 @@ use js_sys::{Function, Object, Promise, Reflect, Uint8Array, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response, ResponseInit};
+use web_sys::{
+    AbortSignal, Headers, ReadableStream, ReadableStreamDefaultReader, Request, Response, ResponseInit,
+    StreamPipeOptions, TransformStream,
+};
 
-use super::http::{is_invalid_token, request_token};
-use super::js::{console_error, console_log, global_fetch, now_ms, to_js_error, Obj, Timer};
+use super::http::{
+    bearer, concat, deadline, exchange, next_chunk, request_init, request_token, upstream_fetch, CacheUse,
+    ExchangeError, Lease, TokenSource, Transport,
+};
+use super::js::{console_error, console_log, now_ms, to_js_error, Obj, Timer};
 use crate::core::cache::{FlightId, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::{
-    cors_headers, error_json, forward_request_header, forward_response_header, health_json, needs_versioned_accept,
+    cors_headers, error_json, forward_request_header, health_json, needs_versioned_accept, pass_response_header,
     preflight_headers, split_request_url, Decision, Forward, GatewayConfig, GatewayEnv, Inbound, Misconfigured,
-    OriginCheck, ParsedKeys, Refusal, BODY_LIMIT, NO_ROUTE, TOKEN_FAILED, TOO_LARGE, UPSTREAM_FAILED, UPSTREAM_TIMEOUT,
+    OriginCheck, ParsedKeys, Refusal, BODY_LIMIT, BODY_TIMEOUT, BODY_UNREADABLE, NO_ROUTE, TOKEN_FAILED,
+    TOKEN_REJECTED, TOO_LARGE, UPSTREAM_FAILED, UPSTREAM_REDIRECT, UPSTREAM_TIMEOUT,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
+use crate::core::url::push_u64;
 
 /// How long a request waits on a token fetch another request started before it
 /// abandons it and starts its own (the token request itself times out after 10 s).
@@ -45,6 +53,8 @@ struct Inner {
     assets: Option<JsValue>,
     /// Waiters are the `resolve` functions of promises each waiting request created.
     cache: RefCell<TokenCache<ScopeSet, Function>>,
+    /// A do-nothing rejection handler, made once (workerd allows no `new Function`).
+    ignore: Closure<dyn FnMut(JsValue)>,
 }
 
 /// The edge gateway: `new Gateway(env)` once per isolate, then
@@ -76,6 +86,15 @@ fn parse_keys(text: &str) -> ParsedKeys {
         out.push((key.as_string().ok_or(())?, scopes));
     }
     Ok(out)
+}
+
+/// The log's word for how a request's token was had.
+fn cache_word(c: CacheUse) -> &'static str {
+    match c {
+        CacheUse::Hit => "hit",
+        CacheUse::Miss => "miss",
+        CacheUse::Refreshed => "refreshed",
+    }
 }
 
 fn header(h: &Headers, name: &str) -> Option<String> {
@@ -110,59 +129,53 @@ fn refuse(r: Refusal, origin: &OriginCheck) -> Result<Response, JsValue> {
 struct Logged {
     route: &'static str,
     scope: Option<ScopeSet>,
-    cache: &'static str,
+    cache: Option<CacheUse>,
     detail: Option<&'static str>,
 }
 
-enum BodyError {
-    TooLarge,
-    Unreadable,
-}
-
-/// Reads the request body, counting as it streams, refusing past `limit`. Buffered
-/// (at most 1 MiB) so it can be replayed once after a 401 `invalid_token`.
-async fn read_limited(request: &Request, limit: u64) -> Result<Option<Uint8Array>, BodyError> {
+/// Reads the request body, counting as it streams, refusing past `limit` (413) or past
+/// `timeout_ms` (408: a body trickling in must not hold a connection for ever).
+/// Buffered (at most 1 MiB) so it can be replayed once after a 401 `invalid_token`.
+async fn read_limited(request: &Request, limit: u64, timeout_ms: u32) -> Result<Option<Uint8Array>, Refusal> {
     let Some(stream) = request.body() else { return Ok(None) };
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    // On time-out the reader is cancelled, which ends the pending read as "done".
+    let timed_out = Rc::new(std::cell::Cell::new(false));
+    let _deadline = {
+        let (timed_out, reader) = (timed_out.clone(), reader.clone());
+        Timer::new(u64::from(timeout_ms), true, move || {
+            timed_out.set(true);
+            let _ = reader.cancel();
+        })
+    };
     let mut chunks: Vec<Uint8Array> = Vec::new();
     let mut total: u64 = 0;
     loop {
-        let step = JsFuture::from(reader.read()).await.map_err(|_| BodyError::Unreadable)?;
-        if Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
-            break;
+        let chunk = next_chunk(&reader).await.map_err(|_| BODY_UNREADABLE);
+        if timed_out.get() {
+            return Err(BODY_TIMEOUT);
         }
-        let chunk: Uint8Array =
-            Reflect::get(&step, &"value".into()).map_err(|_| BodyError::Unreadable)?.unchecked_into();
+        let Some(chunk) = chunk? else { break };
         total += u64::from(chunk.length());
         if total > limit {
             drain(&reader, total).await;
-            return Err(BodyError::TooLarge);
+            return Err(if timed_out.get() { BODY_TIMEOUT } else { TOO_LARGE });
         }
         chunks.push(chunk);
     }
-    let body = Uint8Array::new_with_length(total as u32);
-    let mut offset = 0u32;
-    for c in chunks {
-        body.set(&c, offset);
-        offset += c.length();
-    }
-    Ok(Some(body))
+    Ok(Some(concat(&chunks, total as u32)))
 }
 
 /// Reads and discards the rest of a refused body, up to [`DRAIN_LIMIT`] in all, then
 /// cancels. Answering 413 with the body half read leaves the client's keep-alive
 /// connection stuck (measured: the next request on it hangs), so a moderately
-/// oversized body is drained; an endless one is cut off.
+/// oversized body is drained; an endless one is cut off, a slow one by the body timeout.
 async fn drain(reader: &ReadableStreamDefaultReader, mut total: u64) {
     while total <= DRAIN_LIMIT {
-        let Ok(step) = JsFuture::from(reader.read()).await else { return };
-        if Reflect::get(&step, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
-            return;
+        match next_chunk(reader).await {
+            Ok(Some(c)) => total += u64::from(c.length()),
+            _ => return,
         }
-        total += Reflect::get(&step, &"value".into())
-            .ok()
-            .and_then(|v| v.dyn_into::<Uint8Array>().ok())
-            .map_or(0, |c| u64::from(c.length()));
     }
     let _ = reader.cancel();
 }
@@ -171,7 +184,7 @@ async fn drain(reader: &ReadableStreamDefaultReader, mut total: u64) {
 const DRAIN_LIMIT: u64 = 16 << 20;
 
 /// Copies the headers `keep` allows (the core's allow-lists) from one set to another.
-fn copy_headers(from: &Headers, to: &Headers, keep: fn(&str) -> bool) -> Result<(), JsValue> {
+fn copy_headers(from: &Headers, to: &Headers, keep: impl Fn(&str) -> bool) -> Result<(), JsValue> {
     if let Ok(Some(entries)) = js_sys::try_iter(from) {
         for pair in entries.flatten() {
             let pair: js_sys::Array = pair.unchecked_into();
@@ -208,6 +221,7 @@ impl Gateway {
             allowed_origins: env_string(&env, "ALLOWED_ORIGINS"),
             gateway_keys: env_string(&env, "GATEWAY_KEYS").map(|t| parse_keys(&t)),
             upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
+            body_timeout_ms: env_string(&env, "BODY_TIMEOUT_MS"),
         };
         let config = genv.validate();
         let margins = match &config {
@@ -218,7 +232,8 @@ impl Gateway {
             }
         };
         let assets = Reflect::get(&env, &"ASSETS".into()).ok().filter(JsValue::is_object);
-        Gateway { inner: Rc::new(Inner { config, assets, cache: RefCell::new(TokenCache::new(margins)) }) }
+        let ignore = Closure::new(|_: JsValue| {});
+        Gateway { inner: Rc::new(Inner { config, assets, cache: RefCell::new(TokenCache::new(margins)), ignore }) }
     }
 
     /// Handles one request; always resolves to a Response.
@@ -237,7 +252,7 @@ impl Inner {
     async fn handle(self: Rc<Self>, request: Request, ctx: JsValue) -> Result<Response, JsValue> {
         let started = now_ms();
         let method = request.method();
-        let mut logged = Logged { route: "", scope: None, cache: "-", detail: None };
+        let mut logged = Logged { route: "", scope: None, cache: None, detail: None };
         let response = self.route(&request, &method, &ctx, &mut logged).await?;
         let line = Obj::new();
         line.set("method", method.as_str())
@@ -245,7 +260,7 @@ impl Inner {
             .set("status", response.status())
             .set("ms", (now_ms() - started) as f64)
             .set("scope", logged.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
-            .set("cache", logged.cache);
+            .set("cache", logged.cache.map_or("-", cache_word));
         if let Some(d) = logged.detail {
             line.set("detail", d);
         }
@@ -349,64 +364,52 @@ impl Inner {
         let body = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
             None
         } else {
-            match read_limited(request, BODY_LIMIT).await {
+            match read_limited(request, BODY_LIMIT, config.body_timeout_ms).await {
                 Ok(b) => b,
-                Err(BodyError::TooLarge) => {
-                    logged.detail = Some(TOO_LARGE.code);
-                    return refuse(TOO_LARGE, origin);
-                }
-                Err(BodyError::Unreadable) => {
-                    logged.detail = Some("body_unreadable");
-                    return respond(
-                        400,
-                        &error_json("bad_request", "the request body could not be read"),
-                        &cors_for(origin),
-                    );
-                }
-            }
-        };
-        let (token, hit) = match self.token(&f.scope, ctx).await {
-            Ok(t) => t,
-            Err(e) => {
-                logged.detail = Some(e.code.as_str());
-                return refuse(TOKEN_FAILED, origin);
-            }
-        };
-        logged.cache = if hit { "hit" } else { "miss" };
-        let mut upstream = match send(config, request, method, &f, &token, body.as_ref()).await {
-            Ok(r) => r,
-            Err(r) => {
-                logged.detail = Some(r.code);
-                return refuse(r, origin);
-            }
-        };
-        if upstream.status() == 401 && is_invalid_token(&upstream).await {
-            self.cache.borrow_mut().invalidate_if(&f.scope, &token);
-            let token = match self.token(&f.scope, ctx).await {
-                Ok((t, _)) => t,
-                Err(e) => {
-                    logged.detail = Some(e.code.as_str());
-                    return refuse(TOKEN_FAILED, origin);
-                }
-            };
-            logged.cache = "refreshed";
-            upstream = match send(config, request, method, &f, &token, body.as_ref()).await {
-                Ok(r) => r,
                 Err(r) => {
                     logged.detail = Some(r.code);
                     return refuse(r, origin);
                 }
-            };
-        }
+            }
+        };
+        // One deadline for the whole exchange with VCC: both attempts, and the answer's
+        // body while it streams to the caller.
+        let deadline = deadline(config.upstream_timeout_ms);
+        let source = IsolateTokens { inner: self, scope: &f.scope, ctx };
+        let send = async |token: &AccessToken| send(request, method, &f, token, body.as_ref(), &deadline).await;
+        let (upstream, cache) = match exchange(&source, send).await {
+            Ok(answer) => answer,
+            Err(ExchangeError::Token(e)) => {
+                logged.detail = Some(e.code.as_str());
+                return match e.code {
+                    ErrorCode::TokenRejected => {
+                        let mut retry_after = String::new();
+                        push_u64(&mut retry_after, e.retry_after_ms.unwrap_or(0).div_ceil(1000).max(1));
+                        let mut extra = cors_for(origin);
+                        extra.push(("retry-after", retry_after));
+                        respond(TOKEN_REJECTED.status, &TOKEN_REJECTED.json(), &extra)
+                    }
+                    _ => refuse(TOKEN_FAILED, origin),
+                };
+            }
+            Err(ExchangeError::Send(r)) => {
+                logged.detail = Some(r.code);
+                return refuse(r, origin);
+            }
+        };
+        logged.cache = Some(cache);
+        let from = upstream.headers();
+        let connection = from.get("connection").ok().flatten();
         let headers = Headers::new()?;
-        copy_headers(&upstream.headers(), &headers, forward_response_header)?;
+        copy_headers(&from, &headers, |name| pass_response_header(name, connection.as_deref()))?;
         for (k, v) in cors_for(origin) {
             headers.set(k, &v)?;
         }
         let init = ResponseInit::new();
         init.set_status(upstream.status());
         init.set_headers(&headers);
-        Response::new_with_opt_readable_stream_and_init(upstream.body().as_ref(), &init)
+        let body = upstream.body().map(|b| within_deadline(b, &deadline, ctx, &self.ignore)).transpose()?;
+        Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)
     }
 
     /// A token for `scope` and whether it came from the cache. See the module docs for
@@ -431,6 +434,11 @@ impl Inner {
                 }
                 Plan::Fetch(id) => (id, true),
                 Plan::Wait(id) => (id, false),
+                Plan::Cooldown(until) => {
+                    let mut e = VccError::new(ErrorCode::TokenRejected, "VCC rejected the tokens it just issued");
+                    e.retry_after_ms = Some(until.saturating_sub(now_ms()));
+                    return Err(e);
+                }
             };
             // Our own promise, created in our own request's context.
             let mut resolve: Option<Function> = None;
@@ -492,49 +500,76 @@ impl Inner {
     }
 }
 
+/// VCC's body as the caller will read it, cut off when `deadline` fires. workerd passes
+/// a fetched body through natively once the handler has returned, with no JS left to run
+/// a timer, so a body that stalls after the headers would hold the caller for as long
+/// as VCC likes. Piped through a transform stream whose pipe watches the deadline (and
+/// is kept alive by `ctx.waitUntil` until it ends), the body is cut at the deadline.
+fn within_deadline(
+    body: ReadableStream,
+    deadline: &AbortSignal,
+    ctx: &JsValue,
+    ignore: &Closure<dyn FnMut(JsValue)>,
+) -> Result<ReadableStream, JsValue> {
+    let pipe = TransformStream::new()?;
+    let options = StreamPipeOptions::new();
+    options.set_signal(deadline);
+    let done = body.pipe_to_with_options(&pipe.writable(), &options);
+    // A cut-off pipe rejects; that is the point, not an error to report.
+    wait_until(ctx, &done.catch(ignore));
+    Ok(pipe.readable())
+}
+
+/// The isolate's cache as a [`TokenSource`] for one request and scope: a fetch it starts
+/// is kept alive by this request's `ctx.waitUntil`.
+struct IsolateTokens<'a> {
+    inner: &'a Rc<Inner>,
+    scope: &'a ScopeSet,
+    ctx: &'a JsValue,
+}
+
+impl TokenSource for IsolateTokens<'_> {
+    async fn token(&self) -> Result<Lease, VccError> {
+        self.inner.token(self.scope, self.ctx).await.map(|(token, cached)| Lease { token, cached })
+    }
+
+    fn reject(&self, token: &AccessToken) {
+        self.inner.cache.borrow_mut().invalidate_if(self.scope, token, now_ms());
+    }
+
+    fn confirm(&self, token: &AccessToken) {
+        self.inner.cache.borrow_mut().confirm(self.scope, token);
+    }
+}
+
 /// One upstream attempt: allow-listed headers, our bearer, the route's Accept when the
-/// caller sent none, the buffered body, and a deadline.
+/// caller sent none, the buffered body; no redirect followed, within `deadline`.
 async fn send(
-    config: &GatewayConfig,
     request: &Request,
     method: &str,
     f: &Forward,
     token: &AccessToken,
     body: Option<&Uint8Array>,
+    deadline: &AbortSignal,
 ) -> Result<Response, Refusal> {
-    let build = || -> Result<(Request, AbortController), JsValue> {
+    let build = || -> Result<Request, JsValue> {
         let headers = Headers::new()?;
         copy_headers(&request.headers(), &headers, forward_request_header)?;
-        let mut bearer = zeroize::Zeroizing::new(String::with_capacity(token.len() + 7));
-        bearer.push_str("Bearer ");
-        bearer.push_str(token.expose());
-        headers.set("authorization", &bearer)?;
+        headers.set("authorization", &bearer(token))?;
         if needs_versioned_accept(headers.get("accept")?.as_deref()) {
             headers.set("accept", f.accept)?;
         }
-        let controller = AbortController::new()?;
-        let init = RequestInit::new();
-        init.set_method(method);
+        let init = request_init(method, Some(deadline));
         init.set_headers(&headers);
-        init.set_signal(Some(&controller.signal()));
         if let Some(b) = body {
             init.set_body(b);
         }
-        Ok((Request::new_with_str_and_init(&f.upstream, &init)?, controller))
+        Request::new_with_str_and_init(&f.upstream, &init)
     };
-    let (upstream, controller) = build().map_err(|_| UPSTREAM_FAILED)?;
-    let timed_out = Rc::new(std::cell::Cell::new(false));
-    let _deadline = {
-        let timed_out = timed_out.clone();
-        Timer::new(u64::from(config.upstream_timeout_ms), true, move || {
-            timed_out.set(true);
-            controller.abort();
-        })
-    };
-    let promise = global_fetch(&upstream).map_err(|_| UPSTREAM_FAILED)?;
-    match JsFuture::from(promise).await {
-        Ok(r) => Ok(r.unchecked_into()),
-        Err(_) if timed_out.get() => Err(UPSTREAM_TIMEOUT),
-        Err(_) => Err(UPSTREAM_FAILED),
-    }
+    let upstream = build().map_err(|_| UPSTREAM_FAILED)?;
+    upstream_fetch(&upstream, Some(deadline)).await.map_err(|t| match t {
+        Transport::Timeout => UPSTREAM_TIMEOUT,
+        Transport::Network(_) => UPSTREAM_FAILED,
+        Transport::Redirect(_) => UPSTREAM_REDIRECT,
+    })
 }

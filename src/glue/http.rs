@@ -1,25 +1,154 @@
-//! HTTP through the global `fetch`: the token request with timeout and retries, and a
-//! JSON helper that uses the host's `JSON.parse` (no JSON parser in the wasm).
+//! HTTP through the global `fetch`, written once for the client and the gateway: every
+//! upstream exchange goes through [`upstream_fetch`] (never a redirect followed, an
+//! optional deadline over the whole exchange), bodies we read ourselves are capped
+//! ([`read_capped`]), and the 401 flow (reject, new token, one retry) is [`exchange`]
+//! over a [`TokenSource`]. JSON is parsed with the host's `JSON.parse` (no JSON parser in
+//! the wasm).
 
-use std::cell::Cell;
-use std::rc::Rc;
-
-use js_sys::{Reflect, JSON};
+use js_sys::{Reflect, Uint8Array, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, Request, RequestInit, Response};
+use web_sys::{
+    AbortSignal, Headers, ReadableStream, ReadableStreamDefaultReader, Request, RequestInit, RequestRedirect, Response,
+};
+use zeroize::Zeroizing;
 
 use crate::core::token::{classify_401, Api401};
 
-use super::js::{atob, btoa, global_fetch, now_ms, random, sleep, Timer};
+use super::js::{atob, btoa, global_fetch, now_ms, random, sleep};
 use crate::core::config::Settings;
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::request::token_request;
 use crate::core::scope::ScopeSet;
+use crate::core::secret::AccessToken;
 use crate::core::token::{
     interpret_token_response, jwt_exp_from_field, jwt_payload_base64, parse_retry_after, Field, OAuthBody, Token,
     TokenAnswer,
 };
+
+/// How much of an API 401 body is read to classify it. VCC's are under 200 bytes; a
+/// hostile upstream's 30 MB one must not be buffered (an isolate has 128 MB).
+const PROBE_CAP: u32 = 8 << 10;
+
+/// Largest token endpoint answer we read (a JWT with many claims is a few KB).
+const TOKEN_BODY_CAP: u32 = 64 << 10;
+
+/// Why an exchange produced no response to work with.
+pub enum Transport {
+    /// The deadline passed (before the answer, or while reading its body).
+    Timeout,
+    /// No HTTP answer: network, DNS, TLS, CORS, or the caller's own abort (the JS error).
+    Network(JsValue),
+    /// A redirect (its status; 0 when a browser hides it as an opaque redirect). Never
+    /// followed: the secret or token would go wherever `Location` says.
+    Redirect(u16),
+}
+
+/// A signal that aborts the exchange it is given to after `ms`: request, answer and the
+/// answer's body alike, since fetch keeps watching the signal while the body streams.
+/// Host-made (`AbortSignal.timeout`), so nothing of ours has to stay alive for it.
+pub fn deadline(ms: u32) -> AbortSignal {
+    AbortSignal::timeout_with_u32(ms)
+}
+
+/// A `RequestInit` that never follows redirects, with `deadline` if given.
+pub fn request_init(method: &str, deadline: Option<&AbortSignal>) -> RequestInit {
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_redirect(RequestRedirect::Manual);
+    if let Some(signal) = deadline {
+        init.set_signal(Some(signal));
+    }
+    init
+}
+
+/// `Bearer <token>`, zeroized when dropped.
+pub fn bearer(token: &AccessToken) -> Zeroizing<String> {
+    let mut value = Zeroizing::new(String::with_capacity(token.len() + 7));
+    value.push_str("Bearer ");
+    value.push_str(token.expose());
+    value
+}
+
+/// Whether `response` is a redirect: any 3xx but 304 (which answers a conditional
+/// request), or status 0, what a browser shows for one in `manual` mode.
+fn is_redirect(response: &Response) -> bool {
+    let status = response.status();
+    status == 0 || ((300..400).contains(&status) && status != 304)
+}
+
+/// Sends `request` (built with [`request_init`]: manual redirects) through the global
+/// fetch. A redirect is an error, its body cancelled unread.
+pub async fn upstream_fetch(request: &Request, deadline: Option<&AbortSignal>) -> Result<Response, Transport> {
+    let failed = |e: JsValue| match deadline {
+        Some(d) if d.aborted() => Transport::Timeout,
+        _ => Transport::Network(e),
+    };
+    let promise = global_fetch(request).map_err(failed)?;
+    let response: Response = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
+    if is_redirect(&response) {
+        discard(&response);
+        return Err(Transport::Redirect(response.status()));
+    }
+    Ok(response)
+}
+
+/// Cancels a body we will not read, so its connection is freed.
+pub fn discard(response: &Response) {
+    if let Some(body) = response.body() {
+        let _ = body.cancel();
+    }
+}
+
+/// One chunk from `reader`: `Ok(None)` at the end, `Err` if the stream failed.
+pub async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, JsValue> {
+    let step = JsFuture::from(reader.read()).await?;
+    if Reflect::get(&step, &"done".into())?.as_bool().unwrap_or(true) {
+        return Ok(None);
+    }
+    Ok(Reflect::get(&step, &"value".into())?
+        .dyn_into::<Uint8Array>()
+        .ok()
+        .or_else(|| Some(Uint8Array::new_with_length(0))))
+}
+
+/// Concatenates chunks of `total` bytes into one array (on the JS side).
+pub fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
+    let out = Uint8Array::new_with_length(total);
+    let mut offset = 0u32;
+    for c in chunks {
+        out.set(c, offset);
+        offset += c.length();
+    }
+    out
+}
+
+/// Reads `body` as text if it is at most `cap` bytes; past `cap` (or if it is not
+/// UTF-8) `Ok(None)` and the rest is cancelled, never buffered.
+async fn read_capped(
+    body: Option<ReadableStream>,
+    cap: u32,
+    deadline: Option<&AbortSignal>,
+) -> Result<Option<String>, Transport> {
+    let Some(stream) = body else { return Ok(Some(String::new())) };
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut chunks = Vec::new();
+    let mut total = 0u32;
+    loop {
+        let chunk = next_chunk(&reader).await.map_err(|e| match deadline {
+            Some(d) if d.aborted() => Transport::Timeout,
+            _ => Transport::Network(e),
+        })?;
+        let Some(chunk) = chunk else { break };
+        total = total.saturating_add(chunk.length());
+        if total > cap {
+            let _ = reader.cancel();
+            return Ok(None);
+        }
+        chunks.push(chunk);
+    }
+    Ok(String::from_utf8(concat(&chunks, total).to_vec()).ok())
+}
 
 /// Parses JSON text with the host's `JSON.parse`; `None` unless it is a JSON object.
 fn parse_object(text: &str) -> Option<JsValue> {
@@ -44,15 +173,85 @@ fn parse_oauth_body(text: &str) -> Option<OAuthBody> {
 }
 
 /// Whether an API 401 says the token is invalid or expired: the one case a new token
-/// cures (client and gateway alike). Reads a clone, so the response can still be
-/// returned to the caller as it is.
+/// cures. Reads at most [`PROBE_CAP`] bytes of a clone, so the response can still go
+/// back to the caller whole; a longer body is classified by its header alone.
 pub async fn is_invalid_token(response: &Response) -> bool {
     let www = response.headers().get("www-authenticate").ok().flatten();
-    let body = match response.clone().ok().and_then(|probe| probe.text().ok()) {
-        Some(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()).and_then(|t| parse_oauth_body(&t)),
-        None => None,
+    let body = match response.clone() {
+        Ok(probe) => read_capped(probe.body(), PROBE_CAP, None).await.ok().flatten(),
+        Err(_) => None,
     };
+    let body = body.as_deref().and_then(parse_oauth_body);
     classify_401(www.as_deref(), body.as_ref()) == Api401::InvalidToken
+}
+
+/// A token as one request got it.
+pub struct Lease {
+    /// The token.
+    pub token: AccessToken,
+    /// Whether it came from the cache without waiting.
+    pub cached: bool,
+}
+
+/// Where a request gets its token: the seam between the request path and a token cache
+/// (the client's, the gateway's per-isolate one). One source serves one key.
+pub trait TokenSource {
+    /// A token, cached or fresh.
+    async fn token(&self) -> Result<Lease, VccError>;
+    /// VCC answered 401 `invalid_token` to `token`: drop it if it is still the current one.
+    fn reject(&self, token: &AccessToken);
+    /// VCC accepted `token` (any answer but a 401).
+    fn confirm(&self, token: &AccessToken);
+}
+
+/// How a request's token was had, for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheUse {
+    /// From the cache.
+    Hit,
+    /// Waited for a token request.
+    Miss,
+    /// The first token was rejected (401 `invalid_token`) and the call was retried.
+    Refreshed,
+}
+
+/// Why [`exchange`] produced no response.
+pub enum ExchangeError<E> {
+    /// No token.
+    Token(VccError),
+    /// The send failed.
+    Send(E),
+}
+
+/// One authenticated call: a token from `source`, `send` with it; on a 401
+/// `invalid_token`, the token is rejected and the call is sent once more with a new one.
+/// If that one is rejected too, the source hears of it (its storm brake) and the
+/// caller gets VCC's 401.
+pub async fn exchange<S, E>(
+    source: &S,
+    send: impl AsyncFn(&AccessToken) -> Result<Response, E>,
+) -> Result<(Response, CacheUse), ExchangeError<E>>
+where
+    S: TokenSource,
+{
+    let lease = source.token().await.map_err(ExchangeError::Token)?;
+    let first = send(&lease.token).await.map_err(ExchangeError::Send)?;
+    if first.status() != 401 {
+        source.confirm(&lease.token);
+    }
+    if first.status() != 401 || !is_invalid_token(&first).await {
+        return Ok((first, if lease.cached { CacheUse::Hit } else { CacheUse::Miss }));
+    }
+    discard(&first);
+    source.reject(&lease.token);
+    let lease = source.token().await.map_err(ExchangeError::Token)?;
+    let second = send(&lease.token).await.map_err(ExchangeError::Send)?;
+    if second.status() != 401 {
+        source.confirm(&lease.token);
+    } else if is_invalid_token(&second).await {
+        source.reject(&lease.token);
+    }
+    Ok((second, CacheUse::Refreshed))
 }
 
 fn jwt_exp(token: &str) -> Option<f64> {
@@ -79,6 +278,7 @@ pub async fn request_token(settings: &Settings, scopes: &ScopeSet) -> Result<Tok
             Ok(TokenAnswer::Token(t)) => return Ok(t),
             Ok(TokenAnswer::Failed { error, retryable }) => (error, retryable),
             Err(error) => {
+                // Transport failures retry; a redirect never does.
                 let retryable = error.code == ErrorCode::Network || error.code == ErrorCode::Timeout;
                 (error, retryable)
             }
@@ -99,44 +299,41 @@ fn js_err(_: JsValue) -> VccError {
     VccError::new(ErrorCode::Network, "the runtime refused to build the token request")
 }
 
-/// One attempt. `Err` is a transport failure (network or timeout); HTTP answers of any
-/// status come back as a [`TokenAnswer`].
+/// One attempt. `Err` is a transport failure (network, timeout, redirect); HTTP answers
+/// of any status come back as a [`TokenAnswer`]. The deadline covers the whole exchange,
+/// body included, and the body is capped.
 async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64) -> Result<TokenAnswer, VccError> {
     let tr = token_request(settings, scopes);
     let headers = Headers::new().map_err(js_err)?;
     headers.set("content-type", "application/x-www-form-urlencoded").map_err(js_err)?;
     headers.set("accept", "application/json").map_err(js_err)?;
     if let Some(pair) = &tr.basic_pair {
-        let mut auth = zeroize::Zeroizing::new(String::from("Basic "));
+        let mut auth = Zeroizing::new(String::from("Basic "));
         auth.push_str(&btoa(pair).map_err(js_err)?);
         headers.set("authorization", &auth).map_err(js_err)?;
     }
-    let controller = AbortController::new().map_err(js_err)?;
-    let init = RequestInit::new();
-    init.set_method("POST");
+    let deadline = deadline(settings.timeout_ms);
+    let init = request_init("POST", Some(&deadline));
     init.set_headers(&headers);
     init.set_body(&JsValue::from_str(&tr.body));
-    init.set_signal(Some(&controller.signal()));
     let request = Request::new_with_str_and_init(&tr.url, &init).map_err(js_err)?;
     drop(tr);
 
-    let timed_out = Rc::new(Cell::new(false));
-    let _deadline = {
-        let timed_out = timed_out.clone();
-        Timer::new(u64::from(settings.timeout_ms), true, move || {
-            timed_out.set(true);
-            controller.abort();
-        })
-    };
-    let transport = |_| {
-        if timed_out.get() {
-            VccError::new(ErrorCode::Timeout, "the token endpoint did not answer within timeoutMs")
-        } else {
+    let transport = |t: Transport| match t {
+        Transport::Timeout => VccError::new(ErrorCode::Timeout, "the token endpoint did not answer within timeoutMs"),
+        Transport::Network(_) => {
             VccError::new(ErrorCode::Network, "could not reach the token endpoint (network, DNS, TLS or CORS failure)")
         }
+        Transport::Redirect(status) => {
+            let mut e = VccError::new(
+                ErrorCode::Redirect,
+                "the token endpoint answered with a redirect; vcc-auth never follows one with credentials",
+            );
+            e.status = Some(status).filter(|s| *s != 0);
+            e
+        }
     };
-    let promise = global_fetch(&request).map_err(transport)?;
-    let response: Response = JsFuture::from(promise).await.map_err(transport)?.unchecked_into();
+    let response = upstream_fetch(&request, Some(&deadline)).await.map_err(transport)?;
     let status = response.status();
     let retry_after = response
         .headers()
@@ -144,7 +341,7 @@ async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64
         .ok()
         .flatten()
         .and_then(|v| parse_retry_after(&v, now_ms(), parse_http_date));
-    let text = JsFuture::from(response.text().map_err(transport)?).await.map_err(transport)?;
-    let body = text.as_string().and_then(|t| parse_oauth_body(&t));
+    let text = read_capped(response.body(), TOKEN_BODY_CAP, Some(&deadline)).await.map_err(transport)?;
+    let body = text.as_deref().and_then(parse_oauth_body);
     Ok(interpret_token_response(status, body, jwt_exp, retry_after, requested_at))
 }

@@ -12,7 +12,7 @@ export type VccRegion = "emea" | "nam" | "apac";
 export type VccErrorCode =
   | "invalid_config" | "invalid_client" | "invalid_scope" | "unsupported_grant_type"
   | "invalid_request" | "token_endpoint" | "network" | "timeout" | "rate_limited"
-  | "unauthorized" | "forbidden" | "bad_response" | "closed";
+  | "unauthorized" | "forbidden" | "bad_response" | "closed" | "redirect" | "token_rejected";
 
 /** What every rejection of this library is: an `Error` named "VccError" with a code. */
 export interface VccError extends Error {

@@ -456,3 +456,83 @@ async fn token_info_invalidate_and_close() {
     let e = token(&c, "stats").await.unwrap_err();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("closed"));
 }
+
+/// The emulator under another origin (localhost instead of 127.0.0.1): where a hostile
+/// redirect points, so that following it would be a cross-origin leak.
+fn other_origin() -> String {
+    emulator().replacen("127.0.0.1", "localhost", 1)
+}
+
+/// What reached the emulator's `/_emulator/steal/<tag>` (a followed redirect would).
+async fn stolen(tag: &str) -> usize {
+    let all = get(&http("GET", &format!("{}/_emulator/stolen", emulator()), None).await.1, "requests");
+    let all: js_sys::Array = all.unchecked_into();
+    all.iter().filter(|r| get(r, "path").as_string().is_some_and(|p| p.ends_with(tag))).count()
+}
+
+#[wasm_bindgen_test]
+async fn a_token_endpoint_redirect_is_never_followed() {
+    let (id, secret) = new_client_id(3600, &["*"]).await;
+    for status in [307u32, 302] {
+        let target = format!("{}/_emulator/steal/{id}", other_origin());
+        faults(&id, &[("tokenRedirect", target.as_str().into()), ("redirectStatus", status.into())]).await;
+        let c = client(&id, &secret, &[]);
+        let e = token(&c, "stats").await.unwrap_err();
+        assert_eq!(get(&e, "code").as_string().as_deref(), Some("redirect"), "HTTP {status}");
+        assert_clean(&e, &secret);
+        assert_eq!(stolen(&id).await, 0, "the redirect target received the token request (HTTP {status})");
+        assert_eq!(
+            num(&stats(&id).await, "tokenAttempts"),
+            f64::from(if status == 307 { 1 } else { 2 }),
+            "not retried"
+        );
+        c.close();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_api_redirect_is_never_followed_with_the_token() {
+    let (id, secret) = new_client_id(3600, &["*"]).await;
+    let c = client(&id, &secret, &[]);
+    let cases = [
+        (format!("{}/_emulator/steal/{id}", other_origin()), 307u32),
+        ("/useradmin/users/1".to_owned(), 302),
+        (format!("{}/stats/agent-status", emulator()), 302),
+    ];
+    for (n, (target, status)) in cases.iter().enumerate() {
+        faults(&id, &[("apiRedirect", target.as_str().into()), ("redirectStatus", (*status).into())]).await;
+        let e = api(&c, "/stats/agent-status", JsValue::UNDEFINED).await.unwrap_err();
+        assert_eq!(get(&e, "code").as_string().as_deref(), Some("redirect"), "{target}");
+        assert_eq!(num(&stats(&id).await, "apiRequests"), (n + 1) as f64, "{target}: followed");
+    }
+    // even when the caller asks for redirects to be followed
+    let init = obj(&[("redirect", "follow".into())]);
+    assert!(api(&c, "/stats/agent-status", init).await.is_err());
+    assert_eq!(stolen(&id).await, 0);
+    assert_eq!(num(&stats(&id).await, "apiRequests"), 4.0);
+    c.close();
+}
+
+#[wasm_bindgen_test]
+async fn vcc_rejecting_every_token_brakes_token_requests() {
+    let (id, secret) = new_client_id(3600, &["*"]).await;
+    faults(&id, &[("invalidTokenAlways", true.into())]).await;
+    let c = client(&id, &secret, &[]);
+    // The first call: a token, rejected; a new one, rejected too: VCC's 401 comes back.
+    let r = api(&c, "/stats/agent-status", JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Then a cooldown: calls are refused without asking for a token.
+    for _ in 0..20 {
+        let e = api(&c, "/stats/agent-status", JsValue::UNDEFINED).await.unwrap_err();
+        assert_eq!(get(&e, "code").as_string().as_deref(), Some("token_rejected"));
+        assert!(num(&e, "retryAfterMs") > 0.0);
+    }
+    assert_eq!(num(&stats(&id).await, "tokenRequests.stats"), 2.0, "21 calls, 2 token requests");
+    assert_eq!(num(&stats(&id).await, "apiRequests"), 2.0);
+    // Once VCC accepts tokens again and the cooldown is over, calls work.
+    faults(&id, &[]).await;
+    sleep(1100).await;
+    assert_eq!(api(&c, "/stats/agent-status", JsValue::UNDEFINED).await.unwrap().status(), 200);
+    assert_eq!(num(&stats(&id).await, "tokenRequests.stats"), 3.0);
+    c.close();
+}

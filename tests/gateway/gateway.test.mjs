@@ -3,18 +3,9 @@
 // token appears in any response or in wrangler's output.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { connect } from "node:net";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { freePort } from "../../scripts/demo-stack.mjs";
+import { writeFileSync } from "node:fs";
+import { EMU, rnd, control, raw, startGateway, allOutput, stats as statsOf, received as receivedOf, tokenRequests as tokenRequestsOf } from "./helpers.mjs";
 
-const EMU = process.env.VCC_EMULATOR_URL;
-const ROOT = new URL("../../", import.meta.url).pathname;
-assert.ok(EMU, "VCC_EMULATOR_URL must be set");
-
-const rnd = () => Math.random().toString(36).slice(2);
 const CLIENT = `gw-${rnd()}`;
 const SECRET = `gw-secret-${rnd()}-${rnd()}`;
 const KEY_ALL = `key-all-${rnd()}${rnd()}`;
@@ -22,70 +13,10 @@ const KEY_STATS = `key-stats-${rnd()}${rnd()}`;
 const ALLOWED = "http://admin.example.test";
 const seenTokens = new Set();
 let gw; // the main gateway
-const outputs = [];
 
-async function control(path, body) {
-  const r = await fetch(`${EMU}/_emulator/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  assert.equal(r.status, 200, path);
-}
-const stats = async (id = CLIENT) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
-const received = async (id = CLIENT) => (await (await fetch(`${EMU}/_emulator/requests?clientId=${id}`)).json()).requests;
-const tokenRequests = async (id = CLIENT) => Object.values((await stats(id)).tokenRequests ?? {}).reduce((a, b) => a + b, 0);
-
-/** Starts `wrangler dev` for worker/ with these settings; resolves once it answers. */
-async function startGateway(vars) {
-  const dir = mkdtempSync(join(tmpdir(), "gw-"));
-  const envFile = join(dir, ".env");
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"], {
-    cwd: join(ROOT, "worker"),
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const out = { text: "" };
-  outputs.push(out);
-  child.stdout.on("data", (d) => { out.text += d; });
-  child.stderr.on("data", (d) => { out.text += d; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/healthz`)).status) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${out.text}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { base, out, stop: () => child.kill("SIGTERM") };
-}
-
-/** A request exactly as written (no URL normalisation): status and raw text. Done as
- *  soon as the response is complete (the dev server keeps the socket open). */
-function raw(base, requestLine, headers = {}) {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const sock = connect(Number(port), hostname, () => {
-      const lines = [requestLine, `Host: ${hostname}:${port}`, "Connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""];
-      sock.write(lines.join("\r\n"));
-    });
-    let data = Buffer.alloc(0);
-    const done = () => {
-      sock.destroy();
-      const text = data.toString("latin1");
-      resolve({ status: Number(text.split(" ")[1]), text });
-    };
-    sock.on("data", (d) => {
-      data = Buffer.concat([data, d]);
-      const end = data.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const head = data.subarray(0, end).toString("latin1");
-      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
-      if (Number.isFinite(length) && data.length - end - 4 >= length) done();
-    });
-    sock.on("end", done);
-    sock.on("error", reject);
-  });
-}
+const stats = (id = CLIENT) => statsOf(id);
+const received = (id = CLIENT) => receivedOf(id);
+const tokenRequests = (id = CLIENT) => tokenRequestsOf(id);
 
 const get = (path, { key = KEY_ALL, headers = {}, ...init } = {}) =>
   fetch(`${gw.base}${path}`, { ...init, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers } });
@@ -110,9 +41,9 @@ before(async () => {
   });
 });
 
-after(() => {
-  gw?.stop();
-  if (process.env.GATEWAY_TEST_LOG) writeFileSync(process.env.GATEWAY_TEST_LOG, outputs.map((o) => o.text).join("\n----\n"));
+after(async () => {
+  await gw?.stop();
+  if (process.env.GATEWAY_TEST_LOG) writeFileSync(process.env.GATEWAY_TEST_LOG, allOutput());
 });
 
 test("100 concurrent cold requests: exactly 1 token request, 100 x 200", async () => {
@@ -317,7 +248,7 @@ test("a refresh started by a request that has already answered survives it (ctx.
     assert.ok(waited < 4000, `B waited ${waited} ms: the refresh did not survive A`);
     assert.equal(await tokenRequests(id), 2);
   } finally {
-    g.stop();
+    await g.stop();
     await control("faults", { clientId: id });
   }
 });
@@ -348,7 +279,7 @@ test("5-second tokens over 15 s of traffic: no errors, a handful of token reques
     const s = await stats(id);
     assert.equal(s.api401InvalidToken, 0, "no expired token was ever sent");
   } finally {
-    short.stop();
+    await short.stop();
   }
 });
 
@@ -364,7 +295,7 @@ test("misconfiguration: every request 500 naming the setting, never a value", as
     assert.match(bad.out.text, /gateway_misconfigured.*VCC_CLIENT_ID/, "the log names the setting");
     assert.ok(!bad.out.text.includes(SECRET) && !bad.out.text.includes(KEY_ALL));
   } finally {
-    bad.stop();
+    await bad.stop();
   }
 });
 
@@ -372,7 +303,7 @@ test("no secret, gateway key or token in any log line", async () => {
   // collect the tokens the emulator issued to this client from a token request of our own
   const t = await fetch(`${EMU}/Auth/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `grant_type=client_credentials&scope=stats&client_id=${CLIENT}&client_secret=${SECRET}` });
   seenTokens.add((await t.json()).access_token);
-  const all = outputs.map((o) => o.text).join("\n");
+  const all = allOutput();
   assert.match(all, /"route":"\/agents-availability"/, "the structured log lines are there");
   for (const s of [SECRET, KEY_ALL, KEY_STATS]) assert.ok(!all.includes(s), "a secret or key leaked into the log");
   assert.ok(!/eyJ[\w-]{20,}\.[\w-]{20,}/.test(all), "a token leaked into the log");

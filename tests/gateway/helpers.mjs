@@ -1,0 +1,109 @@
+// Shared by the gateway's workerd tests: the emulator's controls, `wrangler dev` on
+// worker/ with given settings, and raw HTTP (no client-side URL normalisation).
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, startChild, stopChild, ROOT } from "../../scripts/demo-stack.mjs";
+
+export const EMU = process.env.VCC_EMULATOR_URL;
+assert.ok(EMU, "VCC_EMULATOR_URL must be set");
+
+export const rnd = () => Math.random().toString(36).slice(2);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function control(path, body) {
+  const r = await fetch(`${EMU}/_emulator/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal(r.status, 200, path);
+}
+export const stats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
+export const received = async (id) => (await (await fetch(`${EMU}/_emulator/requests?clientId=${id}`)).json()).requests;
+export const tokenRequests = async (id) => Object.values((await stats(id)).tokenRequests ?? {}).reduce((a, b) => a + b, 0);
+/** What reached the emulator's /_emulator/steal/<tag>: where a followed redirect lands. */
+export const stolen = async (tag) => (await (await fetch(`${EMU}/_emulator/stolen`)).json()).requests.filter((r) => r.path.endsWith(tag));
+/** The emulator under another origin, for redirects that would leave ours. */
+export const OTHER_ORIGIN = EMU.replace("127.0.0.1", "localhost");
+
+/** A fresh emulator client: its own counters and faults. */
+export async function newClient(prefix, lifetimeSeconds = 7200) {
+  const id = `${prefix}-${rnd()}`;
+  const secret = `${prefix}-secret-${rnd()}-${rnd()}`;
+  await control("clients", { id, secret, scopes: ["*"], lifetimeSeconds });
+  return { id, secret };
+}
+
+const outputs = [];
+/** Everything every gateway started so far printed. */
+export const allOutput = () => outputs.map((o) => o.output).join("\n----\n");
+
+/** Starts `wrangler dev` for worker/ with these settings; resolves once it answers.
+ *  `stop()` ends its whole process group (wrangler and its workerd). */
+export async function startGateway(vars) {
+  const dir = mkdtempSync(join(tmpdir(), "gw-"));
+  const envFile = join(dir, ".env");
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n", { mode: 0o600 });
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proc = startChild("wrangler", join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"], {
+    cwd: join(ROOT, "worker"),
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+  });
+  outputs.push(proc);
+  const out = {
+    get text() {
+      return proc.output;
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/healthz`)).status) break;
+    } catch {}
+    if (proc.exited || Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${proc.output}`);
+    await sleep(250);
+  }
+  return { base, out, stop: () => stopChild(proc) };
+}
+
+/** A request exactly as written (no URL normalisation): status and raw text. Done as
+ *  soon as the response is complete (the dev server keeps the socket open). `body` is
+ *  written after the head; `trickle` writes it one byte every `trickle` ms instead. */
+export function raw(base, requestLine, headers = {}, { body, trickle } = {}) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    let timer;
+    const sock = connect(Number(port), hostname, () => {
+      const lines = [requestLine, `Host: ${hostname}:${port}`, "Connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""];
+      sock.write(lines.join("\r\n"));
+      if (body && !trickle) sock.write(body);
+      if (body && trickle) {
+        let i = 0;
+        timer = setInterval(() => {
+          if (i < body.length && !sock.destroyed) sock.write(body[i++]);
+          else clearInterval(timer);
+        }, trickle);
+      }
+    });
+    let data = Buffer.alloc(0);
+    const done = () => {
+      clearInterval(timer);
+      sock.destroy();
+      const text = data.toString("latin1");
+      resolve({ status: Number(text.split(" ")[1]), text });
+    };
+    sock.on("data", (d) => {
+      data = Buffer.concat([data, d]);
+      const end = data.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = data.subarray(0, end).toString("latin1");
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
+      if (Number.isFinite(length) && data.length - end - 4 >= length) done();
+    });
+    sock.on("end", done);
+    sock.on("error", (e) => {
+      clearInterval(timer);
+      reject(e);
+    });
+  });
+}
