@@ -66,7 +66,15 @@ export function explain(status, body, api, retryAfter) {
         : { title: "VCC says this does not exist.", advice: "Check the filter or the id you asked for.", detail: said };
     case 429:
       return { title: "VCC's rate limit was reached.", advice: `Wait ${retryAfter ? duration(Number(retryAfter)) : "a little"} and try again.`, detail: said };
+    case 408:
+      return { title: "The request body took too long to arrive.", advice: "Try again; the gateway's BODY_TIMEOUT_MS setting is the limit.", detail: said };
+    case 503:
+      if (body?.error === "token_rejected")
+        return { title: "VCC is rejecting the tokens it issues.", advice: `The gateway waits ${retryAfter ? duration(Number(retryAfter)) : "a little"} before asking for another. If it keeps happening, check the VCC client's status and the clocks.`, detail: said };
+      return { title: "The service is unavailable.", advice: `Try again ${retryAfter ? `in ${duration(Number(retryAfter))}` : "in a moment"}.`, detail: said };
     case 502:
+      if (body?.error === "upstream_redirect")
+        return { title: "VCC answered with a redirect, which the gateway does not follow.", advice: "Check VCC_API_BASE_URL: it must be VCC's API root itself.", detail: said };
       return { title: "The gateway could not get a token from VCC (or could not reach VCC).", advice: "Check VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION in the gateway's settings and that VCC is reachable; the gateway status below shows the last error per scope.", detail: said };
     case 504:
       return { title: "VCC did not answer in time.", advice: "Try again in a moment. The gateway's UPSTREAM_TIMEOUT_MS setting is the limit.", detail: said };

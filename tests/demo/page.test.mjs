@@ -111,6 +111,9 @@ test("every refusal the gateway can give has words that say what to do", async (
       token: explain(502, { error: "token_endpoint", message: "the gateway could not get a VCC token" }, users),
       timeout: explain(504, { error: "upstream_timeout", message: "VCC did not answer in time" }, users),
       limited: explain(429, null, users, "30"),
+      redirect: explain(502, { error: "upstream_redirect", message: "VCC answered with a redirect, which the gateway does not follow" }, users),
+      rejected: explain(503, { error: "token_rejected", message: "VCC is rejecting the tokens it issues" }, users, "4"),
+      slowBody: explain(408, { error: "body_timeout", message: "the request body did not arrive in time" }, users),
     };
   });
   assert.match(words.scope.advice, /GATEWAY_KEYS entry lists the scope "users:read"/);
@@ -122,6 +125,9 @@ test("every refusal the gateway can give has words that say what to do", async (
   assert.match(words.token.advice, /VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION/);
   assert.match(words.timeout.advice, /UPSTREAM_TIMEOUT_MS/);
   assert.match(words.limited.advice, /Wait 30 s/);
+  assert.match(words.redirect.advice, /VCC_API_BASE_URL/);
+  assert.match(words.rejected.advice, /waits 4 s/);
+  assert.match(words.slowBody.advice, /BODY_TIMEOUT_MS/);
   for (const w of Object.values(words)) assert.ok(w.title && w.advice, JSON.stringify(w));
 });
 
