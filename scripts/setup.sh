@@ -45,12 +45,13 @@ browser() {
 }
 
 npm_deps() {
-  # `npm ci` is exact and reproducible from the committed lock; skip when node_modules
-  # is newer than the lock.
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  # `npm ci` is exact and reproducible from the committed lock; skip when npm's own record
+  # of the install (node_modules/.package-lock.json) is there and newer than the lock, so
+  # an emptied node_modules is reinstalled.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "installing npm dev dependencies from package-lock.json"
     npm ci --no-audit --no-fund --loglevel=error
-    touch node_modules
+    touch node_modules/.package-lock.json
   fi
 }
 
