@@ -1,7 +1,7 @@
-//! The VCC APIs of the route table, with VCC's auth behaviour and sample data.
-//!
-//! Routing here is written out independently of the library's route table on purpose:
-//! the emulator is the ground truth the library is tested against.
+//! The VCC APIs of the crate's route table (`vcc_auth::core::routes`, the one table), with
+//! VCC's auth behaviour and sample data. Which scope a path needs comes from that table;
+//! what each API answers is [`canned`], one arm per row's prefix, and a test fails for a
+//! row that has none. Adding an API is a row there and an arm here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+
+use vcc_auth::core::routes::{self, Route, RouteMatch};
 
 use crate::state::{now_ms, Emulator, Seen};
 
@@ -100,34 +102,14 @@ fn json_response(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
 }
 
-/// Which scope a request needs, or an error answer for unknown paths / methods.
-fn required_scope(method: &Method, path: &str) -> Result<&'static str, StatusCode> {
-    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-    let read = method == Method::GET || method == Method::HEAD;
-    if under("/agents-availability") {
-        return if read { Ok("agents-availability:read") } else { Err(StatusCode::METHOD_NOT_ALLOWED) };
+/// The route-table row a request falls under, or an error answer for unknown paths and
+/// methods.
+fn route_of(method: &Method, path: &str) -> Result<&'static Route, StatusCode> {
+    match routes::lookup(method.as_str(), path) {
+        RouteMatch::Found(route) => Ok(route),
+        RouteMatch::MethodNotAllowed => Err(StatusCode::METHOD_NOT_ALLOWED),
+        RouteMatch::NotFound => Err(StatusCode::NOT_FOUND),
     }
-    if under("/useradmin/users") {
-        return if read { Ok("users:read") } else { Ok("users:write") };
-    }
-    if path == "/interaction-content/interactions/delete-batch" {
-        return if method == Method::POST {
-            Ok("interaction-content:delete")
-        } else {
-            Err(StatusCode::METHOD_NOT_ALLOWED)
-        };
-    }
-    if under("/interaction-content") {
-        return match *method {
-            Method::GET | Method::HEAD => Ok("interaction-content:read"),
-            Method::DELETE => Ok("interaction-content:delete"),
-            _ => Err(StatusCode::METHOD_NOT_ALLOWED),
-        };
-    }
-    if under("/stats") {
-        return if read { Ok("stats") } else { Err(StatusCode::METHOD_NOT_ALLOWED) };
-    }
-    Err(StatusCode::NOT_FOUND)
 }
 
 const SKILLS: &[(&str, [u32; 4])] =
@@ -340,8 +322,8 @@ fn answer(
     now: u64,
     body: &Bytes,
 ) -> Response {
-    let scope = match required_scope(method, path) {
-        Ok(s) => s,
+    let route = match route_of(method, path) {
+        Ok(r) => r,
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
             return json_response(StatusCode::METHOD_NOT_ALLOWED, json!({ "message": "Method Not Allowed" }))
         }
@@ -356,7 +338,7 @@ fn answer(
     let Some(issued) = issued.filter(|i| i.valid_at(now)) else {
         return invalid_token();
     };
-    if !issued.scopes.iter().any(|s| s == scope) {
+    if !issued.scopes.iter().any(|s| s == route.scope) {
         return json_response(StatusCode::UNAUTHORIZED, json!({ "message": "Unauthorized" }));
     }
     if !valid_accept(headers) {
@@ -371,33 +353,39 @@ fn answer(
     if body.len() > 100 * 1024 {
         return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({ "message": "Request body too large" }));
     }
-    if path == "/agents-availability" {
-        return json_response(StatusCode::OK, agents_availability(query));
-    }
-    if path == "/useradmin/users" && *method == Method::GET {
-        return json_response(StatusCode::OK, users(query));
-    }
-    if let Some(id) = path.strip_prefix("/useradmin/users/") {
-        return match id.parse::<u32>().ok().filter(|i| (1..=USER_COUNT).contains(i)) {
-            Some(i) if *method == Method::GET => json_response(StatusCode::OK, user(i)),
-            Some(i) => {
-                let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                json_response(StatusCode::OK, json!({ "id": i, "updated": true, "received": sent }))
+    canned(route, method, path, query, body)
+        .unwrap_or_else(|| json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" })))
+}
+
+/// What VCC answers to an authorised call, by the route-table row it falls under; `None`
+/// for a row the emulator has no answer for (a test catches that).
+fn canned(route: &Route, method: &Method, path: &str, query: Option<&str>, body: &Bytes) -> Option<Response> {
+    let not_found = |what: &str| json_response(StatusCode::NOT_FOUND, json!({ "message": what }));
+    Some(match route.prefix {
+        "/agents-availability" => json_response(StatusCode::OK, agents_availability(query)),
+        "/useradmin/users" => match path.strip_prefix("/useradmin/users").unwrap_or("") {
+            "" | "/" if *method == Method::GET || *method == Method::HEAD => {
+                json_response(StatusCode::OK, users(query))
             }
-            None => json_response(StatusCode::NOT_FOUND, json!({ "message": "User not found" })),
-        };
-    }
-    if path == "/useradmin/users" {
-        let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        return json_response(StatusCode::CREATED, json!({ "id": USER_COUNT + 1, "received": sent }));
-    }
-    if path.starts_with("/interaction-content") {
-        return interaction_content(method, path, query);
-    }
-    match stats(path) {
-        Some(v) => json_response(StatusCode::OK, v),
-        None => json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" })),
-    }
+            "" | "/" => {
+                let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                json_response(StatusCode::CREATED, json!({ "id": USER_COUNT + 1, "received": sent }))
+            }
+            id => match id.trim_start_matches('/').parse::<u32>().ok().filter(|i| (1..=USER_COUNT).contains(i)) {
+                Some(i) if *method == Method::GET || *method == Method::HEAD => json_response(StatusCode::OK, user(i)),
+                Some(i) => {
+                    let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                    json_response(StatusCode::OK, json!({ "id": i, "updated": true, "received": sent }))
+                }
+                None => not_found("User not found"),
+            },
+        },
+        "/interaction-content"
+        | "/interaction-content/interactions"
+        | "/interaction-content/interactions/delete-batch" => interaction_content(method, path, query),
+        "/stats" => stats(path).map_or_else(|| not_found("Not Found"), |v| json_response(StatusCode::OK, v)),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -418,14 +406,31 @@ mod tests {
 
     #[test]
     fn routes_match_whole_segments() {
-        assert_eq!(required_scope(&Method::GET, "/stats/agent-status"), Ok("stats"));
-        assert_eq!(required_scope(&Method::GET, "/statsx"), Err(StatusCode::NOT_FOUND));
-        assert_eq!(required_scope(&Method::POST, "/stats"), Err(StatusCode::METHOD_NOT_ALLOWED));
-        assert_eq!(required_scope(&Method::PUT, "/useradmin/users/1"), Ok("users:write"));
-        assert_eq!(
-            required_scope(&Method::DELETE, "/interaction-content/interactions/x"),
-            Ok("interaction-content:delete")
-        );
+        let scope = |m: &Method, p: &str| route_of(m, p).map(|r| r.scope);
+        assert_eq!(scope(&Method::GET, "/stats/agent-status"), Ok("stats"));
+        assert_eq!(scope(&Method::GET, "/statsx"), Err(StatusCode::NOT_FOUND));
+        assert_eq!(scope(&Method::POST, "/stats"), Err(StatusCode::METHOD_NOT_ALLOWED));
+        assert_eq!(scope(&Method::PUT, "/useradmin/users/1"), Ok("users:write"));
+        assert_eq!(scope(&Method::DELETE, "/interaction-content/interactions/x"), Ok("interaction-content:delete"));
+    }
+
+    /// One route table: every row of the crate's table has a canned answer here. A new
+    /// row without one fails this test (and would answer 404 to the tests and the demo).
+    #[test]
+    fn every_route_in_the_table_has_an_answer() {
+        for route in routes::ROUTES {
+            let method = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                .into_iter()
+                .find(|m| route.methods.allows(m))
+                .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+                .unwrap();
+            assert!(
+                canned(route, &method, route.prefix, None, &Bytes::new()).is_some(),
+                "the emulator has no answer for {method} {} ({})",
+                route.prefix,
+                route.scope
+            );
+        }
     }
 
     #[test]

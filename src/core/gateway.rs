@@ -395,7 +395,7 @@ impl GatewayConfig {
         let rest = req.path.strip_prefix("/api").unwrap_or("");
         let Ok(target) = Target::parse(rest) else { return refuse(NO_ROUTE) };
         let (scope, accept, route) = match routes::lookup(req.method, &target.path) {
-            RouteMatch::Found { scope, accept } => (scope, accept, route_prefix(req.method, &target.path)),
+            RouteMatch::Found(r) => (r.scope, r.accept, r.prefix),
             RouteMatch::MethodNotAllowed => return refuse(BAD_METHOD),
             RouteMatch::NotFound => return refuse(NO_ROUTE),
         };
@@ -440,16 +440,6 @@ pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
         None => (rest, None),
     };
     Some((origin, if path.is_empty() { "/" } else { path }, query))
-}
-
-fn route_prefix(method: &str, path: &str) -> &'static str {
-    routes::ROUTES
-        .iter()
-        .find(|r| {
-            path.strip_prefix(r.prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-                && matches!(routes::lookup(method, r.prefix), RouteMatch::Found { scope, .. } if scope == r.scope)
-        })
-        .map_or("", |r| r.prefix)
 }
 
 /// Request headers forwarded to VCC: an allow-list, so the caller's `Authorization`

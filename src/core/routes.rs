@@ -22,7 +22,8 @@ pub enum Methods {
 }
 
 impl Methods {
-    fn allows(self, method: &str) -> bool {
+    /// Whether `method` (any case) is one of these.
+    pub fn allows(self, method: &str) -> bool {
         let m = method.to_ascii_uppercase();
         match self {
             Self::Read => m == "GET" || m == "HEAD",
@@ -34,7 +35,7 @@ impl Methods {
 }
 
 /// One row: method family + path prefix -> scope.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Methods this row covers.
     pub methods: Methods,
@@ -50,7 +51,9 @@ const fn r(methods: Methods, prefix: &'static str, scope: &'static str) -> Route
     Route { methods, prefix, scope, accept: DEFAULT_ACCEPT }
 }
 
-/// The known VCC APIs (see vcc-facts.md). More specific rows come first.
+/// The known VCC APIs (docs/vcc.md). More specific rows come first. Adding an API is a
+/// row here plus the emulator's canned answer for it (`emulator/src/api.rs`, `canned`);
+/// a test there fails for a row it cannot answer.
 pub const ROUTES: &[Route] = &[
     r(Methods::Read, "/agents-availability", "agents-availability:read"),
     r(Methods::Read, "/useradmin/users", "users:read"),
@@ -65,13 +68,8 @@ pub const ROUTES: &[Route] = &[
 /// Result of looking a request up in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteMatch {
-    /// A row matched: this is the scope and `Accept`.
-    Found {
-        /// Scope the call needs.
-        scope: &'static str,
-        /// `Accept` to add when the caller gave none.
-        accept: &'static str,
-    },
+    /// This row matched: its scope, `Accept` and prefix.
+    Found(&'static Route),
     /// The path is known but not for this method (gateway: 405).
     MethodNotAllowed,
     /// No row covers the path (gateway: 404).
@@ -88,7 +86,7 @@ pub fn lookup(method: &str, path: &str) -> RouteMatch {
     for route in ROUTES {
         if prefix_matches(path, route.prefix) {
             if route.methods.allows(method) {
-                return RouteMatch::Found { scope: route.scope, accept: route.accept };
+                return RouteMatch::Found(route);
             }
             path_known = true;
         }
@@ -106,7 +104,7 @@ mod tests {
 
     fn scope(m: &str, p: &str) -> Option<&'static str> {
         match lookup(m, p) {
-            RouteMatch::Found { scope, .. } => Some(scope),
+            RouteMatch::Found(r) => Some(r.scope),
             _ => None,
         }
     }

@@ -438,9 +438,9 @@ impl Inner {
             None
         };
         let (scope, accept) = match (scope_override, routes::lookup(&method, &target.path)) {
-            (Some(s), RouteMatch::Found { accept, .. }) => (s, accept),
+            (Some(s), RouteMatch::Found(r)) => (s, r.accept),
             (Some(s), _) => (s, DEFAULT_ACCEPT),
-            (None, RouteMatch::Found { scope, accept }) => (scope.to_owned(), accept),
+            (None, RouteMatch::Found(r)) => (r.scope.to_owned(), r.accept),
             (None, _) => {
                 let mut m = String::from("init.scope is required: no known VCC route for ");
                 m.push_str(&method);
