@@ -4,7 +4,7 @@
 //! Contact Center (VCC) APIs, and calls those APIs with them. Compiled to WebAssembly
 //! it runs in Node, browsers and workerd (Cloudflare Workers) from one npm package.
 //!
-//! The crate has two layers (see `DESIGN.md` in the shared folder):
+//! The crate has two layers (docs/design.md in the repository says more):
 //! - [`core`]: pure Rust, no I/O. It decides: scope normalisation, token parsing and
 //!   expiry, the cache state machine with single-flight, retries, 401 handling, routes.
 //! - `glue` (wasm32 only): performs what the core decides with `fetch` and timers, and

@@ -140,51 +140,65 @@ impl Settings {
     }
 }
 
-fn ms(field: &str, v: Option<f64>, default: u64, min: u64, max: u64) -> Result<u64, VccError> {
+/// An option that is missing or invalid: which one, and what is wrong with it (never its
+/// value). The gateway maps `field` to its setting; JS gets it as `error.field`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The option's name, e.g. `timeoutMs`.
+    pub field: &'static str,
+    /// What is wrong, e.g. `is out of range`.
+    pub problem: &'static str,
+}
+
+fn bad(field: &'static str, problem: &'static str) -> ConfigError {
+    ConfigError { field, problem }
+}
+
+impl From<ConfigError> for VccError {
+    fn from(e: ConfigError) -> Self {
+        VccError::config(e.field, e.problem)
+    }
+}
+
+fn ms(field: &'static str, v: Option<f64>, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     match v {
         None => Ok(default),
         Some(x) if x.is_finite() && x.fract() == 0.0 && x >= min as f64 && x <= max as f64 => Ok(x as u64),
-        Some(_) => Err(VccError::config(field, "is out of range")),
+        Some(_) => Err(bad(field, "is out of range")),
     }
 }
 
 impl RawConfig {
     /// Validates everything; the first problem is reported, naming its field.
-    pub fn validate(self) -> Result<Settings, VccError> {
+    pub fn validate(self) -> Result<Settings, ConfigError> {
         let region = match self.region.as_deref() {
-            Some(r) => Some(
-                Region::parse(r).ok_or_else(|| VccError::config("region", "must be \"emea\", \"nam\" or \"apac\""))?,
-            ),
+            Some(r) => Some(Region::parse(r).ok_or_else(|| bad("region", "must be \"emea\", \"nam\" or \"apac\""))?),
             None => None,
         };
-        let base =
-            |field: &str, given: Option<String>, from_region: fn(Region) -> String| -> Result<BaseUrl, VccError> {
-                let url = match (given, region) {
-                    (Some(u), _) => u,
-                    (None, Some(r)) => from_region(r),
-                    (None, None) => {
-                        return Err(VccError::config("region", "is required (or give both authBaseUrl and apiBaseUrl)"))
-                    }
-                };
-                BaseUrl::parse(&url).map_err(|problem| VccError::config(field, problem))
+        let base = |field: &'static str,
+                    given: Option<String>,
+                    from_region: fn(Region) -> String|
+         -> Result<BaseUrl, ConfigError> {
+            let url = match (given, region) {
+                (Some(u), _) => u,
+                (None, Some(r)) => from_region(r),
+                (None, None) => return Err(bad("region", "is required (or give both authBaseUrl and apiBaseUrl)")),
             };
+            BaseUrl::parse(&url).map_err(|problem| bad(field, problem))
+        };
         let auth_base = base("authBaseUrl", self.auth_base_url, Region::auth_base)?;
         let api_base = base("apiBaseUrl", self.api_base_url, Region::api_base)?;
-        let client_id = self
-            .client_id
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| VccError::config("clientId", "is required"))?;
+        let client_id =
+            self.client_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| bad("clientId", "is required"))?;
         if client_id.chars().any(char::is_control) {
-            return Err(VccError::config("clientId", "must not contain control characters"));
+            return Err(bad("clientId", "must not contain control characters"));
         }
-        let client_secret = self
-            .client_secret
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| VccError::config("clientSecret", "is required"))?;
+        let client_secret =
+            self.client_secret.filter(|s| !s.is_empty()).ok_or_else(|| bad("clientSecret", "is required"))?;
         let client_auth = match self.client_auth.as_deref() {
             None | Some("post") => ClientAuth::Post,
             Some("basic") => ClientAuth::Basic,
-            Some(_) => return Err(VccError::config("clientAuth", "must be \"post\" or \"basic\"")),
+            Some(_) => return Err(bad("clientAuth", "must be \"post\" or \"basic\"")),
         };
         let defaults = Margins::default();
         Ok(Settings {
@@ -222,8 +236,9 @@ mod tests {
     }
 
     fn field_error(r: RawConfig) -> String {
-        let e = r.validate().unwrap_err();
+        let e: VccError = r.validate().unwrap_err().into();
         assert_eq!(e.code, ErrorCode::InvalidConfig);
+        assert!(e.message.starts_with(e.field.expect("a config error names its field")), "{e:?}");
         assert!(!e.to_string().contains("top-secret-value"));
         assert!(!format!("{e:?}").contains("top-secret-value"));
         e.to_string()

@@ -105,21 +105,26 @@ pub struct VccError {
     pub status: Option<u16>,
     /// How long the server asked us to wait (Retry-After), in milliseconds.
     pub retry_after_ms: Option<u64>,
+    /// For `invalid_config`: the option or argument at fault (`timeoutMs`, `input`), so
+    /// callers (the gateway naming its setting, a form marking a field) need not parse
+    /// the message.
+    pub field: Option<&'static str>,
 }
 
 impl VccError {
     /// An error with a code and message and no HTTP details.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, message: message.into(), status: None, retry_after_ms: None }
+        Self { code, message: message.into(), status: None, retry_after_ms: None, field: None }
     }
 
-    /// `invalid_config` naming a field and what is wrong with it (never its value).
-    pub fn config(field: &str, problem: &str) -> Self {
+    /// `invalid_config` naming a field and what is wrong with it (never its value). The
+    /// message is `<field> <problem>`; the field is also kept as [`VccError::field`].
+    pub fn config(field: &'static str, problem: &str) -> Self {
         let mut m = String::with_capacity(field.len() + problem.len() + 1);
         m.push_str(field);
         m.push(' ');
         m.push_str(problem);
-        Self::new(ErrorCode::InvalidConfig, m)
+        Self { field: Some(field), ..Self::new(ErrorCode::InvalidConfig, m) }
     }
 
     /// Adds the HTTP status.

@@ -103,7 +103,7 @@ fn get_prop(obj: &JsValue, name: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn opt_string(obj: &JsValue, name: &str) -> Result<Option<String>, VccError> {
+fn opt_string(obj: &JsValue, name: &'static str) -> Result<Option<String>, VccError> {
     let v = get_prop(obj, name);
     if v.is_undefined() || v.is_null() {
         return Ok(None);
@@ -111,7 +111,7 @@ fn opt_string(obj: &JsValue, name: &str) -> Result<Option<String>, VccError> {
     v.as_string().map(Some).ok_or_else(|| VccError::config(name, "must be a string"))
 }
 
-fn opt_number(obj: &JsValue, name: &str) -> Result<Option<f64>, VccError> {
+fn opt_number(obj: &JsValue, name: &'static str) -> Result<Option<f64>, VccError> {
     let v = get_prop(obj, name);
     if v.is_undefined() || v.is_null() {
         return Ok(None);
@@ -164,7 +164,7 @@ impl VccClient {
         #[wasm_bindgen(unchecked_param_type = "VccClientOptions")] options: JsValue,
     ) -> Result<VccClient, JsValue> {
         let (raw, on_event) = read_options(&options).map_err(|e| to_js_error(&e))?;
-        let settings = raw.validate().map_err(|e| to_js_error(&e))?;
+        let settings = raw.validate().map_err(|e| to_js_error(&e.into()))?;
         let auto_refresh = settings.auto_refresh.unwrap_or(!is_workerd());
         let inner = Inner {
             auth_base: Rc::from(settings.auth_base.as_string()),

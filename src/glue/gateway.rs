@@ -35,10 +35,9 @@ use super::js::{console_error, console_log, now_ms, to_js_error, Obj, Timer};
 use crate::core::cache::{FlightId, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::{
-    cors_headers, error_json, forward_request_header, health_json, needs_versioned_accept, pass_response_header,
-    preflight_headers, split_request_url, Decision, Forward, GatewayConfig, GatewayEnv, Inbound, Misconfigured,
-    OriginCheck, ParsedKeys, Refusal, BODY_LIMIT, BODY_TIMEOUT, BODY_UNREADABLE, NO_ROUTE, TOKEN_FAILED,
-    TOKEN_REJECTED, TOO_LARGE, UPSTREAM_FAILED, UPSTREAM_REDIRECT, UPSTREAM_TIMEOUT,
+    cors_headers, forward_request_header, health_json, misconfigured_json, needs_versioned_accept,
+    pass_response_header, preflight_headers, split_request_url, Decision, Forward, GatewayConfig, GatewayEnv, Inbound,
+    Misconfigured, OriginCheck, ParsedKeys, Refusal, BODY_LIMIT,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
@@ -121,16 +120,89 @@ fn cors_for(origin: &OriginCheck) -> Vec<(&'static str, String)> {
     }
 }
 
-fn refuse(r: Refusal, origin: &OriginCheck) -> Result<Response, JsValue> {
-    respond(r.status, &r.json(), &cors_for(origin))
+/// What the log line says a request was for.
+#[derive(Clone, Copy)]
+enum Served {
+    /// Refused before it was routed.
+    Nothing,
+    /// `/healthz`.
+    Health,
+    /// The static page.
+    Assets,
+    /// A VCC API: the matched route's prefix (never the path or query).
+    Api(&'static str),
 }
 
-/// What a request came to, for the log line.
-struct Logged {
-    route: &'static str,
+impl Served {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Nothing => "",
+            Self::Health => "/healthz",
+            Self::Assets => "assets",
+            Self::Api(prefix) => prefix,
+        }
+    }
+}
+
+/// One request on its way through the gateway: what it is, and what its one log line
+/// will say. Every step reads and notes through it, so nothing is threaded as an
+/// out-parameter.
+struct Cx {
+    request: Request,
+    /// workerd's `ExecutionContext` (for `waitUntil`).
+    ctx: JsValue,
+    method: String,
+    origin: OriginCheck,
+    served: Served,
     scope: Option<ScopeSet>,
     cache: Option<CacheUse>,
+    /// A code: the refusal's, or the more precise one of what caused it.
     detail: Option<&'static str>,
+}
+
+impl Cx {
+    fn new(request: Request, ctx: JsValue) -> Self {
+        let method = request.method();
+        Cx {
+            request,
+            ctx,
+            method,
+            origin: OriginCheck::None,
+            served: Served::Nothing,
+            scope: None,
+            cache: None,
+            detail: None,
+        }
+    }
+
+    /// Answers with refusal `r` (CORS headers when the origin is allowed), noting its
+    /// code unless a more precise one is already noted.
+    fn refuse(&mut self, r: Refusal) -> Result<Response, JsValue> {
+        self.refuse_with(r, Vec::new())
+    }
+
+    fn refuse_with(&mut self, r: Refusal, mut extra: Vec<(&'static str, String)>) -> Result<Response, JsValue> {
+        self.detail.get_or_insert(r.code());
+        extra.extend(cors_for(&self.origin));
+        respond(r.status(), &r.json(), &extra)
+    }
+
+    /// The request's JSON log line: no token, key, secret, path or query.
+    fn log(&self, status: u16, ms: u64) {
+        let line = Obj::new();
+        line.set("method", self.method.as_str())
+            .set("route", self.served.as_str())
+            .set("status", status)
+            .set("ms", ms as f64)
+            .set("scope", self.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
+            .set("cache", self.cache.map_or("-", cache_word));
+        if let Some(d) = self.detail {
+            line.set("detail", d);
+        }
+        if let Ok(text) = JSON::stringify(&line.0) {
+            console_log(&String::from(text));
+        }
+    }
 }
 
 /// Reads the request body, counting as it streams, refusing past `limit` (413) or past
@@ -151,15 +223,15 @@ async fn read_limited(request: &Request, limit: u64, timeout_ms: u32) -> Result<
     let mut chunks: Vec<Uint8Array> = Vec::new();
     let mut total: u64 = 0;
     loop {
-        let chunk = next_chunk(&reader).await.map_err(|_| BODY_UNREADABLE);
+        let chunk = next_chunk(&reader).await.map_err(|_| Refusal::BadRequest);
         if timed_out.get() {
-            return Err(BODY_TIMEOUT);
+            return Err(Refusal::BodyTimeout);
         }
         let Some(chunk) = chunk? else { break };
         total += u64::from(chunk.length());
         if total > limit {
             drain(&reader, total).await;
-            return Err(if timed_out.get() { BODY_TIMEOUT } else { TOO_LARGE });
+            return Err(if timed_out.get() { Refusal::BodyTimeout } else { Refusal::BodyTooLarge });
         }
         chunks.push(chunk);
     }
@@ -227,7 +299,7 @@ impl Gateway {
         let margins = match &config {
             Ok(c) => c.settings.margins,
             Err(m) => {
-                console_error(&error_json("gateway_misconfigured", &m.message()));
+                console_error(&misconfigured_json(m));
                 Default::default()
             }
         };
@@ -251,94 +323,78 @@ impl Gateway {
 impl Inner {
     async fn handle(self: Rc<Self>, request: Request, ctx: JsValue) -> Result<Response, JsValue> {
         let started = now_ms();
-        let method = request.method();
-        let mut logged = Logged { route: "", scope: None, cache: None, detail: None };
-        let response = self.route(&request, &method, &ctx, &mut logged).await?;
-        let line = Obj::new();
-        line.set("method", method.as_str())
-            .set("route", logged.route)
-            .set("status", response.status())
-            .set("ms", (now_ms() - started) as f64)
-            .set("scope", logged.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
-            .set("cache", logged.cache.map_or("-", cache_word));
-        if let Some(d) = logged.detail {
-            line.set("detail", d);
-        }
-        if let Ok(text) = JSON::stringify(&line.0) {
-            console_log(&String::from(text));
-        }
+        let mut cx = Cx::new(request, ctx);
+        let response = self.serve(&mut cx).await?;
+        cx.log(response.status(), now_ms() - started);
         Ok(response)
     }
 
-    async fn route(
-        self: &Rc<Self>,
-        request: &Request,
-        method: &str,
-        ctx: &JsValue,
-        logged: &mut Logged,
-    ) -> Result<Response, JsValue> {
+    /// Asks the core what to do with the request, and does it.
+    async fn serve(self: &Rc<Self>, cx: &mut Cx) -> Result<Response, JsValue> {
         let config = match &self.config {
             Ok(c) => c,
             Err(m) => {
-                logged.detail = Some(m.setting);
-                return respond(500, &error_json("gateway_misconfigured", &m.message()), &[]);
+                cx.detail = Some(Refusal::Misconfigured.code());
+                return respond(Refusal::Misconfigured.status(), &misconfigured_json(m), &[]);
             }
         };
-        let url = request.url();
-        let Some((self_origin, path, query)) = split_request_url(&url) else {
-            return refuse(NO_ROUTE, &OriginCheck::None);
+        let decision = {
+            let url = cx.request.url();
+            let Some((self_origin, path, query)) = split_request_url(&url) else {
+                return cx.refuse(Refusal::PathNotPlain);
+            };
+            let h = cx.request.headers();
+            let (origin, authorization, length, preflight) = (
+                header(&h, "origin"),
+                header(&h, "authorization"),
+                header(&h, "content-length"),
+                header(&h, "access-control-request-method"),
+            );
+            config.decide(&Inbound {
+                method: &cx.method,
+                path,
+                query,
+                self_origin,
+                origin: origin.as_deref(),
+                authorization: authorization.as_deref(),
+                content_length: length.as_deref(),
+                preflight_method: preflight.as_deref(),
+            })
         };
-        let h = request.headers();
-        let (origin, authorization, length, preflight) = (
-            header(&h, "origin"),
-            header(&h, "authorization"),
-            header(&h, "content-length"),
-            header(&h, "access-control-request-method"),
-        );
-        let inbound = Inbound {
-            method,
-            path,
-            query,
-            self_origin,
-            origin: origin.as_deref(),
-            authorization: authorization.as_deref(),
-            content_length: length.as_deref(),
-            preflight_method: preflight.as_deref(),
-        };
-        match config.decide(&inbound) {
+        match decision {
             Decision::Refuse(r, origin) => {
-                logged.detail = Some(r.code);
-                refuse(r, &origin)
+                cx.origin = origin;
+                cx.refuse(r)
             }
             Decision::Preflight(origin) => {
-                let headers = preflight_headers(&origin);
-                let init = ResponseInit::new();
-                init.set_status(204);
                 let out = Headers::new()?;
-                for (k, v) in &headers {
+                for (k, v) in &preflight_headers(&origin) {
                     out.set(k, v)?;
                 }
+                let init = ResponseInit::new();
+                init.set_status(204);
                 init.set_headers(&out);
                 Response::new_with_opt_str_and_init(None, &init)
             }
             Decision::Health => {
-                logged.route = "/healthz";
+                cx.served = Served::Health;
                 respond(200, &self.health(), &[])
             }
             Decision::Static => match &self.assets {
                 Some(assets) => {
-                    logged.route = "assets";
+                    cx.served = Served::Assets;
                     let fetch = Reflect::get(assets, &"fetch".into())?;
                     let fetch: &Function = fetch.dyn_ref().ok_or_else(|| JsValue::from_str("ASSETS.fetch"))?;
-                    let promise: Promise = fetch.call1(assets, request)?.unchecked_into();
+                    let promise: Promise = fetch.call1(assets, &cx.request)?.unchecked_into();
                     Ok(JsFuture::from(promise).await?.unchecked_into())
                 }
-                None => refuse(NO_ROUTE, &OriginCheck::None),
+                None => cx.refuse(Refusal::RouteNotFound),
             },
             Decision::Forward(f, origin) => {
-                logged.route = f.route;
-                logged.scope = Some(f.scope.clone());
-                self.forward(config, request, method, f, &origin, ctx, logged).await
+                cx.origin = origin;
+                cx.served = Served::Api(f.route);
+                cx.scope = Some(f.scope.clone());
+                self.forward(cx, config, f).await
             }
         }
     }
@@ -350,65 +406,51 @@ impl Inner {
         health_json(now_ms(), &scopes)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn forward(
-        self: &Rc<Self>,
-        config: &GatewayConfig,
-        request: &Request,
-        method: &str,
-        f: Forward,
-        origin: &OriginCheck,
-        ctx: &JsValue,
-        logged: &mut Logged,
-    ) -> Result<Response, JsValue> {
-        let body = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+    /// Reads the caller's body, then runs the exchange with VCC (token, send, the 401
+    /// flow) under one deadline, and streams VCC's answer back.
+    async fn forward(self: &Rc<Self>, cx: &mut Cx, config: &GatewayConfig, f: Forward) -> Result<Response, JsValue> {
+        let body = if cx.method.eq_ignore_ascii_case("GET") || cx.method.eq_ignore_ascii_case("HEAD") {
             None
         } else {
-            match read_limited(request, BODY_LIMIT, config.body_timeout_ms).await {
+            match read_limited(&cx.request, BODY_LIMIT, config.body_timeout_ms).await {
                 Ok(b) => b,
-                Err(r) => {
-                    logged.detail = Some(r.code);
-                    return refuse(r, origin);
-                }
+                Err(r) => return cx.refuse(r),
             }
         };
         // One deadline for the whole exchange with VCC: both attempts, and the answer's
         // body while it streams to the caller.
         let deadline = deadline(config.upstream_timeout_ms);
-        let source = IsolateTokens { inner: self, scope: &f.scope, ctx };
-        let send = async |token: &AccessToken| send(request, method, &f, token, body.as_ref(), &deadline).await;
-        let (upstream, cache) = match exchange(&source, send).await {
+        let outcome = {
+            let source = IsolateTokens { inner: self, scope: &f.scope, ctx: &cx.ctx };
+            let (request, method) = (&cx.request, cx.method.as_str());
+            let send = async |token: &AccessToken| send(request, method, &f, token, body.as_ref(), &deadline).await;
+            exchange(&source, send).await
+        };
+        let (upstream, cache) = match outcome {
             Ok(answer) => answer,
             Err(ExchangeError::Token(e)) => {
-                logged.detail = Some(e.code.as_str());
-                return match e.code {
-                    ErrorCode::TokenRejected => {
-                        let mut retry_after = String::new();
-                        push_u64(&mut retry_after, e.retry_after_ms.unwrap_or(0).div_ceil(1000).max(1));
-                        let mut extra = cors_for(origin);
-                        extra.push(("retry-after", retry_after));
-                        respond(TOKEN_REJECTED.status, &TOKEN_REJECTED.json(), &extra)
-                    }
-                    _ => refuse(TOKEN_FAILED, origin),
-                };
+                cx.detail = Some(e.code.as_str());
+                if e.code != ErrorCode::TokenRejected {
+                    return cx.refuse(Refusal::TokenFailed);
+                }
+                let mut retry_after = String::new();
+                push_u64(&mut retry_after, e.retry_after_ms.unwrap_or(0).div_ceil(1000).max(1));
+                return cx.refuse_with(Refusal::TokenRejected, vec![("retry-after", retry_after)]);
             }
-            Err(ExchangeError::Send(r)) => {
-                logged.detail = Some(r.code);
-                return refuse(r, origin);
-            }
+            Err(ExchangeError::Send(r)) => return cx.refuse(r),
         };
-        logged.cache = Some(cache);
+        cx.cache = Some(cache);
         let from = upstream.headers();
         let connection = from.get("connection").ok().flatten();
         let headers = Headers::new()?;
         copy_headers(&from, &headers, |name| pass_response_header(name, connection.as_deref()))?;
-        for (k, v) in cors_for(origin) {
+        for (k, v) in cors_for(&cx.origin) {
             headers.set(k, &v)?;
         }
         let init = ResponseInit::new();
         init.set_status(upstream.status());
         init.set_headers(&headers);
-        let body = upstream.body().map(|b| within_deadline(b, &deadline, ctx, &self.ignore)).transpose()?;
+        let body = upstream.body().map(|b| within_deadline(b, &deadline, &cx.ctx, &self.ignore)).transpose()?;
         Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)
     }
 
@@ -566,10 +608,10 @@ async fn send(
         }
         Request::new_with_str_and_init(&f.upstream, &init)
     };
-    let upstream = build().map_err(|_| UPSTREAM_FAILED)?;
+    let upstream = build().map_err(|_| Refusal::UpstreamUnreachable)?;
     upstream_fetch(&upstream, Some(deadline)).await.map_err(|t| match t {
-        Transport::Timeout => UPSTREAM_TIMEOUT,
-        Transport::Network(_) => UPSTREAM_FAILED,
-        Transport::Redirect(_) => UPSTREAM_REDIRECT,
+        Transport::Timeout => Refusal::UpstreamTimeout,
+        Transport::Network(_) => Refusal::UpstreamUnreachable,
+        Transport::Redirect(_) => Refusal::UpstreamRedirect,
     })
 }

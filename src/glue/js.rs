@@ -102,6 +102,9 @@ pub fn to_js_error(e: &VccError) -> JsValue {
     if let Some(ms) = e.retry_after_ms {
         let _ = Reflect::set(&err, &"retryAfterMs".into(), &JsValue::from(ms as f64));
     }
+    if let Some(field) = e.field {
+        let _ = Reflect::set(&err, &"field".into(), &field.into());
+    }
     err.into()
 }
 

@@ -22,6 +22,8 @@ export interface VccError extends Error {
   status?: number;
   /** How long the server asked to wait (Retry-After), in ms. */
   retryAfterMs?: number;
+  /** For "invalid_config": the option or argument at fault, e.g. "timeoutMs". */
+  field?: string;
 }
 
 export interface VccClientOptions {

@@ -1,0 +1,114 @@
+//! Which headers cross the gateway, in each direction: allow-lists both ways, so that
+//! nothing we did not think of crosses (the caller's key one way, our VCC token or a
+//! CORS grant the other).
+
+/// Request headers forwarded to VCC: an allow-list, so the caller's `Authorization`
+/// (the gateway key), cookies, hop-by-hop and forwarding headers never cross, nor
+/// anything else we did not think of.
+pub fn forward_request_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "accept"
+            | "accept-language"
+            | "content-type"
+            | "content-language"
+            | "if-match"
+            | "if-none-match"
+            | "if-modified-since"
+            | "if-unmodified-since"
+            | "cache-control"
+            | "x-request-id"
+            | "x-correlation-id"
+    )
+}
+
+/// Response headers passed back to the caller: an allow-list, like the request side.
+/// An upstream is untrusted too: it must not be able to hand the caller our VCC token
+/// (`Authorization` echoed back), CORS grants (the gateway alone decides those), cookies,
+/// `Location`/`Refresh`, hop-by-hop headers, or anything else we did not think of.
+pub fn forward_response_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "content-type"
+            | "content-language"
+            | "content-disposition"
+            | "cache-control"
+            | "expires"
+            | "etag"
+            | "last-modified"
+            | "retry-after"
+            | "x-request-id"
+            | "x-correlation-id"
+    )
+}
+
+/// [`forward_response_header`], minus any header the upstream's `Connection` names:
+/// those are hop-by-hop by declaration (RFC 9110 §7.6.1), even an allowed name.
+pub fn pass_response_header(name: &str, connection: Option<&str>) -> bool {
+    forward_response_header(name)
+        && !connection.is_some_and(|c| c.split(',').any(|token| token.trim().eq_ignore_ascii_case(name)))
+}
+
+/// Whether the caller's `Accept` leaves the choice to us: absent, or the `*/*` that
+/// browsers and curl send by default. VCC answers 400 to anything but its versioned
+/// media type, so those get the route's versioned `Accept`; an explicit other type is
+/// the caller's to keep.
+pub fn needs_versioned_accept(accept: Option<&str>) -> bool {
+    accept.map(str::trim).is_none_or(|a| a.is_empty() || a == "*/*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_policy() {
+        for h in [
+            "Authorization",
+            "cookie",
+            "Host",
+            "connection",
+            "x-forwarded-for",
+            "forwarded",
+            "cf-connecting-ip",
+            "x-real-ip",
+            "origin",
+            "referer",
+            "proxy-authorization",
+            "transfer-encoding",
+        ] {
+            assert!(!forward_request_header(h), "{h} must not be forwarded");
+        }
+        for h in ["Accept", "content-type", "if-none-match", "x-request-id"] {
+            assert!(forward_request_header(h), "{h}");
+        }
+        for h in [
+            "Set-Cookie",
+            "connection",
+            "www-authenticate",
+            "transfer-encoding",
+            "authorization",
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "access-control-expose-headers",
+            "location",
+            "refresh",
+            "x-anything-else",
+            "vary",
+        ] {
+            assert!(!forward_response_header(h), "{h}");
+        }
+        assert!(forward_response_header("content-type") && forward_response_header("Retry-After"));
+        assert!(pass_response_header("etag", Some("keep-alive")));
+        assert!(!pass_response_header("ETag", Some("keep-alive, etag")), "named in Connection: hop-by-hop");
+    }
+
+    #[test]
+    fn default_accept_is_replaced_explicit_is_kept() {
+        assert!(needs_versioned_accept(None));
+        assert!(needs_versioned_accept(Some("*/*")));
+        assert!(needs_versioned_accept(Some(" ")));
+        assert!(!needs_versioned_accept(Some("application/vnd.newvoicemedia.v2+json")));
+        assert!(!needs_versioned_accept(Some("text/csv")));
+    }
+}

@@ -1,0 +1,155 @@
+//! The JSON the gateway writes itself: refusals and `/healthz`. Hand-written, because a
+//! JSON serializer would add more to the wasm than these few shapes need; every string
+//! is escaped, so the output is valid JSON whatever goes in.
+
+use super::{Misconfigured, Refusal};
+use crate::core::cache::Info;
+use crate::core::url::push_u64;
+
+/// `{"error": code, "message": message}`. Both are our own text (codes are
+/// `[a-z_]`, messages static or setting names); quotes and backslashes are escaped
+/// anyway so the output is always valid JSON.
+pub fn error_json(code: &str, message: &str) -> String {
+    let mut s = String::with_capacity(32 + message.len());
+    s.push_str("{\"error\":\"");
+    push_json_str(&mut s, code);
+    s.push_str("\",\"message\":\"");
+    push_json_str(&mut s, message);
+    s.push_str("\"}");
+    s
+}
+
+/// The 500 every request gets while a setting is bad:
+/// `{"error":"gateway_misconfigured","message":"SETTING problem","setting":"SETTING"}`.
+pub fn misconfigured_json(m: &Misconfigured) -> String {
+    let mut s = error_json(Refusal::Misconfigured.code(), &m.message());
+    s.pop();
+    s.push_str(",\"setting\":\"");
+    push_json_str(&mut s, m.setting);
+    s.push_str("\"}");
+    s
+}
+
+pub(super) fn push_json_str(s: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if c.is_control() => s.push(' '),
+            c => s.push(c),
+        }
+    }
+}
+
+/// `/healthz` body, one member per cached scope, so a status page can draw a countdown:
+/// `{"ok":true,"scopes":{"<scope>":{"expiresInSeconds":n,"lifetimeSeconds":n,
+/// "refreshInSeconds":n,"cooldownSeconds":n,"fetches":n,"refreshes":n,"failures":n,
+/// "lastError":"code"}}}`. `cooldownSeconds` is set while VCC's rejection of fresh tokens
+/// holds token requests back.
+/// Times are `null` while no token is cached; `lastError` is a stable code (never a
+/// message, which could name upstream details) or `null`. Scopes are validated
+/// (`[a-z0-9._:-]` and spaces), so escaping is a formality.
+pub fn health_json(now_ms: u64, scopes: &[(&str, Info)]) -> String {
+    let secs = |s: &mut String, name: &str, v: Option<u64>| {
+        s.push_str(name);
+        match v {
+            Some(ms) => push_u64(s, ms / 1000),
+            None => s.push_str("null"),
+        }
+    };
+    let mut s = String::from("{\"ok\":true,\"scopes\":{");
+    for (i, (scope, info)) in scopes.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        push_json_str(&mut s, scope);
+        s.push_str("\":{");
+        secs(&mut s, "\"expiresInSeconds\":", info.expires_at.map(|e| e.saturating_sub(now_ms)));
+        let lifetime = info.expires_at.zip(info.obtained_at).map(|(e, o)| e.saturating_sub(o));
+        secs(&mut s, ",\"lifetimeSeconds\":", lifetime);
+        secs(&mut s, ",\"refreshInSeconds\":", info.refresh_at.map(|r| r.saturating_sub(now_ms)));
+        let cooldown = info.cooldown_until.filter(|until| *until > now_ms).map(|until| until - now_ms + 999);
+        secs(&mut s, ",\"cooldownSeconds\":", cooldown);
+        for (name, n) in [("fetches", info.fetches), ("refreshes", info.refreshes), ("failures", info.failures)] {
+            s.push_str(",\"");
+            s.push_str(name);
+            s.push_str("\":");
+            push_u64(&mut s, u64::from(n));
+        }
+        s.push_str(",\"lastError\":");
+        match &info.last_error {
+            Some(e) => {
+                s.push('"');
+                s.push_str(e.code.as_str());
+                s.push('"');
+            }
+            None => s.push_str("null"),
+        }
+        s.push('}');
+    }
+    s.push_str("}}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misconfiguration_names_the_setting_as_a_member() {
+        let m = Misconfigured { setting: "VCC_CLIENT_ID", problem: "is required".into() };
+        let v: serde_json::Value = serde_json::from_str(&misconfigured_json(&m)).unwrap();
+        assert_eq!(v["error"], "gateway_misconfigured");
+        assert_eq!(v["message"], "VCC_CLIENT_ID is required");
+        assert_eq!(v["setting"], "VCC_CLIENT_ID");
+    }
+
+    #[test]
+    fn json_bodies_are_valid() {
+        let v: serde_json::Value = serde_json::from_str(&Refusal::RouteNotFound.json()).unwrap();
+        assert_eq!(v["error"], "route_not_found");
+        let v: serde_json::Value = serde_json::from_str(&error_json("x", "a \"quoted\" \\ thing\n")).unwrap();
+        assert_eq!(v["message"], "a \"quoted\" \\ thing ");
+        assert_eq!(health_json(0, &[]), "{\"ok\":true,\"scopes\":{}}");
+    }
+
+    #[test]
+    fn health_gives_a_countdown_and_never_an_error_message() {
+        let cached = Info {
+            obtained_at: Some(100_000),
+            expires_at: Some(160_000),
+            refresh_at: Some(130_000),
+            fetches: 1,
+            refreshes: 3,
+            failures: 2,
+            last_error: Some(crate::core::error::VccError::new(
+                crate::core::error::ErrorCode::TokenEndpoint,
+                "upstream said something private",
+            )),
+            ..Info::default()
+        };
+        let h = health_json(118_500, &[("stats", cached), ("a:read b:read", Info::default())]);
+        assert!(!h.contains("private"), "{h}");
+        let v: serde_json::Value = serde_json::from_str(&h).unwrap();
+        let stats = &v["scopes"]["stats"];
+        assert_eq!(stats["expiresInSeconds"], 41);
+        assert_eq!(stats["lifetimeSeconds"], 60);
+        assert_eq!(stats["refreshInSeconds"], 11);
+        assert_eq!(
+            (stats["fetches"].as_u64(), stats["refreshes"].as_u64(), stats["failures"].as_u64()),
+            (Some(1), Some(3), Some(2))
+        );
+        assert_eq!(stats["lastError"], "token_endpoint");
+        let empty = &v["scopes"]["a:read b:read"];
+        assert!(
+            empty["expiresInSeconds"].is_null() && empty["lifetimeSeconds"].is_null() && empty["lastError"].is_null()
+        );
+        assert!(stats["cooldownSeconds"].is_null());
+        let cooling = health_json(118_500, &[("stats", Info { cooldown_until: Some(120_000), ..Info::default() })]);
+        assert!(cooling.contains("\"cooldownSeconds\":2,"), "rounded up: {cooling}");
+        // past the expiry the countdown stops at zero rather than wrapping
+        let late = health_json(200_000, &[("stats", Info { expires_at: Some(160_000), ..Info::default() })]);
+        assert!(late.contains("\"expiresInSeconds\":0,"), "{late}");
+    }
+}

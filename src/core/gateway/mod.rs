@@ -1,0 +1,361 @@
+//! Gateway policy: everything the edge gateway decides about a request, with no I/O.
+//!
+//! The gateway keeps the VCC client secret server-side and lets callers holding a
+//! gateway key reach the VCC APIs that key allows. One concern per file:
+//! - [`settings`](GatewayEnv): the settings and their validation;
+//! - `keys`: key digests and the constant-time lookup;
+//! - `origin`: CORS;
+//! - `headers`: the allow-lists in each direction;
+//! - `refusal`: every refusal with its code;
+//! - `json`: refusals and `/healthz` as JSON;
+//! - here: [`GatewayConfig::decide`], which turns a request into a [`Decision`] the glue
+//!   carries out.
+
+mod headers;
+mod json;
+mod keys;
+mod origin;
+mod refusal;
+mod settings;
+
+pub use headers::{forward_request_header, forward_response_header, needs_versioned_accept, pass_response_header};
+pub use json::{error_json, health_json, misconfigured_json};
+pub use origin::{cors_headers, preflight_headers, OriginCheck};
+pub use refusal::Refusal;
+pub use settings::{GatewayConfig, GatewayEnv, Misconfigured, ParsedKeys, MIN_KEY_LEN};
+
+use super::routes::{self, RouteMatch};
+use super::scope::ScopeSet;
+use super::url::{check_query, Target};
+
+/// Largest request body the gateway forwards (VCC itself refuses bodies over 100 KB).
+pub const BODY_LIMIT: u64 = 1 << 20;
+
+/// What the gateway needs to know about an inbound request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inbound<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path as received (`/api/stats/agent-status`), no query.
+    pub path: &'a str,
+    /// Query without `?`.
+    pub query: Option<&'a str>,
+    /// The gateway's own origin (`https://gw.example.com`).
+    pub self_origin: &'a str,
+    /// `Origin` header.
+    pub origin: Option<&'a str>,
+    /// `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// `Content-Length` header, if any (the glue also counts the streamed body).
+    pub content_length: Option<&'a str>,
+    /// `Access-Control-Request-Method` header (a CORS preflight).
+    pub preflight_method: Option<&'a str>,
+}
+
+/// A request to forward upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The full upstream URL, built from the fixed API base.
+    pub upstream: String,
+    /// The scope the route needs (what the token is requested for).
+    pub scope: ScopeSet,
+    /// The route's `Accept`, added when the caller sent none.
+    pub accept: &'static str,
+    /// The matched route's path prefix, for logs (never the full path or query).
+    pub route: &'static str,
+}
+
+/// What to do with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer with this refusal (with CORS headers when the origin is allowed).
+    Refuse(Refusal, OriginCheck),
+    /// Answer a CORS preflight for an allowed origin (204 with CORS headers).
+    Preflight(String),
+    /// `GET /healthz`.
+    Health,
+    /// Not an API path: serve static assets.
+    Static,
+    /// Forward to VCC.
+    Forward(Forward, OriginCheck),
+}
+
+impl GatewayConfig {
+    /// Decides what to do with a request. Order: CORS origin, preflight, health and
+    /// static paths, then for `/api/*`: key (401) before route (404/405) so callers
+    /// without a key learn nothing of the table, then scope (403), then size (413).
+    pub fn decide(&self, req: &Inbound<'_>) -> Decision {
+        let origin = self.check_origin(req.origin, req.self_origin);
+        let is_api = req.path == "/api" || req.path.starts_with("/api/");
+        if req.method.eq_ignore_ascii_case("OPTIONS") && req.preflight_method.is_some() && is_api {
+            return match origin {
+                OriginCheck::Allowed(o) => Decision::Preflight(o),
+                OriginCheck::Same => Decision::Preflight(req.self_origin.to_owned()),
+                _ => Decision::Refuse(Refusal::OriginDenied, OriginCheck::Denied),
+            };
+        }
+        if req.path == "/healthz" && (req.method == "GET" || req.method == "HEAD") {
+            return Decision::Health;
+        }
+        if !is_api {
+            return Decision::Static;
+        }
+        if origin == OriginCheck::Denied {
+            return Decision::Refuse(Refusal::OriginDenied, origin);
+        }
+        let refuse = |r: Refusal| Decision::Refuse(r, origin.clone());
+        let grant = match self.authenticate(req.authorization) {
+            Ok(g) => g,
+            Err(r) => return refuse(r),
+        };
+        let rest = req.path.strip_prefix("/api").unwrap_or("");
+        if rest.is_empty() || rest == "/" {
+            return refuse(Refusal::RouteNotFound);
+        }
+        let Ok(target) = Target::parse(rest) else { return refuse(Refusal::PathNotPlain) };
+        let (scope, accept, route) = match routes::lookup(req.method, &target.path) {
+            RouteMatch::Found(r) => (r.scope, r.accept, r.prefix),
+            RouteMatch::MethodNotAllowed => return refuse(Refusal::MethodNotAllowed),
+            RouteMatch::NotFound => return refuse(Refusal::RouteNotFound),
+        };
+        // Every table scope parses (routes.rs tests it); a row that did not would be a
+        // route we cannot serve.
+        let Ok(scope) = ScopeSet::parse(scope) else { return refuse(Refusal::RouteNotFound) };
+        if !self.allows(grant, &scope) {
+            return refuse(Refusal::ScopeDenied);
+        }
+        if let Some(len) = req.content_length {
+            if len.trim().parse::<u64>().map_or(true, |n| n > BODY_LIMIT) {
+                return refuse(Refusal::BodyTooLarge);
+            }
+        }
+        let mut path_and_query = target.path.into_owned();
+        if let Some(q) = req.query.filter(|q| !q.is_empty()) {
+            if check_query(q).is_err() {
+                return refuse(Refusal::PathNotPlain);
+            }
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        let upstream = self.settings.api_base.join(&path_and_query);
+        // Defence in depth: the joined URL must still be under the fixed base.
+        let mut base = self.settings.api_base.as_string();
+        base.push('/');
+        if !upstream.starts_with(&base) {
+            return refuse(Refusal::PathNotPlain);
+        }
+        Decision::Forward(Forward { upstream, scope, accept, route }, origin)
+    }
+}
+
+/// Splits a request URL as the runtime gave it (`http://host:port/path?query`) into
+/// origin, raw path and query, without normalising anything: dot segments and
+/// percent-escapes must reach [`GatewayConfig::decide`] as sent, to be refused there.
+pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
+    let after_scheme = url.find("://")? + 3;
+    let path_start = url.get(after_scheme..)?.find('/').map_or(url.len(), |i| after_scheme + i);
+    let (origin, rest) = url.split_at_checked(path_start)?;
+    let rest = rest.split('#').next().unwrap_or("");
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    Some((origin, if path.is_empty() { "/" } else { path }, query))
+}
+
+/// What the tests of every file here start from.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub use super::*;
+    pub use crate::core::secret::ClientSecret;
+
+    pub const KEY_ALL: &str = "k-all-0123456789abcdef";
+    pub const KEY_STATS: &str = "k-stats-0123456789abcdef";
+
+    pub fn env() -> GatewayEnv {
+        GatewayEnv {
+            region: Some("emea".into()),
+            client_id: Some("id".into()),
+            client_secret: Some(ClientSecret::new("gateway-secret-value".into())),
+            allowed_origins: Some("https://admin.example.com, http://localhost:5173, http://intranet.example".into()),
+            gateway_keys: Some(Ok(vec![
+                (KEY_ALL.into(), vec!["*".into()]),
+                (KEY_STATS.into(), vec!["stats".into(), "agents-availability:read".into()]),
+            ])),
+            ..GatewayEnv::default()
+        }
+    }
+
+    pub fn cfg() -> GatewayConfig {
+        env().validate().unwrap()
+    }
+
+    pub fn req<'a>(method: &'a str, path: &'a str, key: Option<&'a str>) -> Inbound<'a> {
+        Inbound { method, path, self_origin: "https://gw.example.com", authorization: key, ..Inbound::default() }
+    }
+
+    pub fn bearer(k: &str) -> String {
+        format!("Bearer {k}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+
+    #[test]
+    fn keys_are_required_and_scoped() {
+        let c = cfg();
+        let d = |k: Option<&str>, m: &'static str, p: &'static str| {
+            let auth = k.map(bearer);
+            c.decide(&Inbound { authorization: auth.as_deref(), ..req(m, p, None) })
+        };
+        assert!(matches!(d(None, "GET", "/api/stats/agent-status"), Decision::Refuse(Refusal::NoKey, _)));
+        assert!(matches!(
+            d(Some("nope-nope-nope-nope"), "GET", "/api/stats/agent-status"),
+            Decision::Refuse(Refusal::UnknownKey, _)
+        ));
+        assert!(matches!(d(Some(KEY_STATS), "GET", "/api/useradmin/users"), Decision::Refuse(Refusal::ScopeDenied, _)));
+        match d(Some(KEY_STATS), "GET", "/api/stats/agent-status") {
+            Decision::Forward(f, OriginCheck::None) => {
+                assert_eq!(f.upstream, "https://emea.api.cc.vonage.com/stats/agent-status");
+                assert_eq!(f.scope.as_str(), "stats");
+                assert_eq!(f.route, "/stats");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(d(Some(KEY_ALL), "PUT", "/api/useradmin/users/7"), Decision::Forward(..)));
+        // without a key, nothing of the route table is revealed
+        assert!(matches!(d(None, "GET", "/api/no-such-api"), Decision::Refuse(Refusal::NoKey, _)));
+        assert!(matches!(d(Some(KEY_ALL), "GET", "/api/no-such-api"), Decision::Refuse(Refusal::RouteNotFound, _)));
+        assert!(matches!(
+            d(Some(KEY_ALL), "POST", "/api/stats/agent-status"),
+            Decision::Refuse(Refusal::MethodNotAllowed, _)
+        ));
+        assert!(matches!(d(Some(KEY_ALL), "GET", "/api"), Decision::Refuse(Refusal::RouteNotFound, _)));
+    }
+
+    #[test]
+    fn path_tricks_never_reach_upstream() {
+        let c = cfg();
+        let auth = bearer(KEY_ALL);
+        for path in [
+            "/api/stats/../useradmin/users",
+            "/api/stats/%2e%2e/useradmin/users",
+            "/api/stats/%2E%2e/x",
+            "/api/stats/./agent-status",
+            "/api//stats",
+            "/api/stats//x",
+            "/api/stats\\..\\x",
+            "/api/stats/%2fevil",
+            "/api/stats/%5cevil",
+            "/api/stats/a%00b",
+            "/api/stats/a\u{1}b",
+            "/api/stats/é",
+            "/api/@evil.example/stats",
+            "/api/https://evil.example/stats",
+            "/apix/stats",
+            "/api/stats/..;/useradmin/users",
+            "/api/stats/%2e%2e;/useradmin/users",
+            "/api/stats/a%09b",
+            "/api/stats/a%0d%0ab",
+            "/api/stats/%252e%252e/x",
+            "/api/stats/%c0%ae%c0%ae/x",
+        ] {
+            let d = c.decide(&Inbound { authorization: Some(&auth), ..req("GET", path, None) });
+            assert!(!matches!(d, Decision::Forward(..)), "{path:?} was forwarded: {d:?}");
+        }
+        let d = c.decide(&Inbound {
+            authorization: Some(&auth),
+            query: Some("a=1#frag"),
+            ..req("GET", "/api/stats/x", None)
+        });
+        assert!(!matches!(d, Decision::Forward(..)));
+        let d = c.decide(&Inbound {
+            authorization: Some(&auth),
+            query: Some("start=2026-01-01&end=x%20y"),
+            ..req("GET", "/api/stats/x", None)
+        });
+        match d {
+            Decision::Forward(f, _) => {
+                assert_eq!(f.upstream, "https://emea.api.cc.vonage.com/stats/x?start=2026-01-01&end=x%20y")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cors_same_listed_denied_and_preflight() {
+        let c = cfg();
+        let auth = bearer(KEY_ALL);
+        let with = |origin: Option<&'static str>, method: &'static str, pre: Option<&'static str>| {
+            c.decide(&Inbound {
+                origin,
+                preflight_method: pre,
+                authorization: Some(&auth),
+                ..req(method, "/api/stats/agent-status", None)
+            })
+        };
+        assert!(matches!(with(Some("https://gw.example.com"), "GET", None), Decision::Forward(_, OriginCheck::Same)));
+        assert!(matches!(
+            with(Some("https://admin.example.com"), "GET", None),
+            Decision::Forward(_, OriginCheck::Allowed(_))
+        ));
+        assert!(matches!(
+            with(Some("https://evil.example"), "GET", None),
+            Decision::Refuse(Refusal::OriginDenied, OriginCheck::Denied)
+        ));
+        assert!(matches!(
+            with(Some("https://admin.example.com.evil.example"), "GET", None),
+            Decision::Refuse(Refusal::OriginDenied, _)
+        ));
+        assert_eq!(
+            with(Some("http://localhost:5173"), "OPTIONS", Some("GET")),
+            Decision::Preflight("http://localhost:5173".into())
+        );
+        assert!(matches!(
+            with(Some("https://evil.example"), "OPTIONS", Some("GET")),
+            Decision::Refuse(Refusal::OriginDenied, _)
+        ));
+        // preflights carry no credentials: they are answered before the key check
+        let pre = c.decide(&Inbound {
+            origin: Some("https://admin.example.com"),
+            preflight_method: Some("PUT"),
+            ..req("OPTIONS", "/api/useradmin/users/1", None)
+        });
+        assert!(matches!(pre, Decision::Preflight(_)));
+    }
+
+    #[test]
+    fn health_static_and_body_limit() {
+        let c = cfg();
+        assert_eq!(c.decide(&req("GET", "/healthz", None)), Decision::Health);
+        assert_eq!(c.decide(&req("GET", "/", None)), Decision::Static);
+        assert_eq!(c.decide(&req("GET", "/app.js", None)), Decision::Static);
+        let auth = bearer(KEY_ALL);
+        let put = |len: &'static str| {
+            c.decide(&Inbound {
+                authorization: Some(&auth),
+                content_length: Some(len),
+                ..req("PUT", "/api/useradmin/users/1", None)
+            })
+        };
+        assert!(matches!(put("1048576"), Decision::Forward(..)));
+        assert!(matches!(put("1048577"), Decision::Refuse(Refusal::BodyTooLarge, _)));
+        assert!(matches!(put("lots"), Decision::Refuse(Refusal::BodyTooLarge, _)));
+    }
+
+    #[test]
+    fn request_urls_split_without_normalising() {
+        assert_eq!(
+            split_request_url("http://127.0.0.1:8787/api/stats/%2e%2e/x?a=1#f"),
+            Some(("http://127.0.0.1:8787", "/api/stats/%2e%2e/x", Some("a=1")))
+        );
+        assert_eq!(split_request_url("https://gw.example.com"), Some(("https://gw.example.com", "/", None)));
+        assert_eq!(
+            split_request_url("https://gw.example.com/a/../b"),
+            Some(("https://gw.example.com", "/a/../b", None))
+        );
+        assert_eq!(split_request_url("not a url"), None);
+    }
+}

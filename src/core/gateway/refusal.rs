@@ -1,0 +1,166 @@
+//! Every refusal the gateway gives, each with its own stable code: callers, the page,
+//! the tests and the log branch on the code, never on the message.
+
+use super::json::error_json;
+
+/// Why the gateway answers instead of VCC. The JSON body is
+/// `{"error": code, "message": message}`; `code` never changes meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the caller's body could not be read (the connection broke while sending it).
+    BadRequest,
+    /// 401: no `Authorization: Bearer <gateway key>`.
+    NoKey,
+    /// 401: a key that is not in `GATEWAY_KEYS`.
+    UnknownKey,
+    /// 403: the key does not grant the route's scope.
+    ScopeDenied,
+    /// 403: the `Origin` is neither the gateway's own nor in `ALLOWED_ORIGINS`.
+    OriginDenied,
+    /// 404: no route in the table for this path.
+    RouteNotFound,
+    /// 404: a path or query that is not plain (dot segments in any disguise, encoded
+    /// slashes or control characters, …): refused before anything is looked up.
+    PathNotPlain,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 408: the caller did not finish sending its body within `BODY_TIMEOUT_MS`.
+    BodyTimeout,
+    /// 413: a body over [`super::BODY_LIMIT`].
+    BodyTooLarge,
+    /// 500: a setting is missing or invalid (the message names it).
+    Misconfigured,
+    /// 502: no VCC token (the log's `detail` has the token error's code).
+    TokenFailed,
+    /// 502: VCC could not be reached.
+    UpstreamUnreachable,
+    /// 502: VCC answered with a redirect, never followed (the token would go wherever
+    /// `Location` says) and never passed on.
+    UpstreamRedirect,
+    /// 503: VCC rejected tokens it had just issued; none is asked for until the cooldown
+    /// ends (`Retry-After`).
+    TokenRejected,
+    /// 504: no answer from VCC within `UPSTREAM_TIMEOUT_MS`.
+    UpstreamTimeout,
+}
+
+impl Refusal {
+    /// Every refusal (the README's table lists each; a test checks it).
+    pub const ALL: [Refusal; 16] = [
+        Self::BadRequest,
+        Self::NoKey,
+        Self::UnknownKey,
+        Self::ScopeDenied,
+        Self::OriginDenied,
+        Self::RouteNotFound,
+        Self::PathNotPlain,
+        Self::MethodNotAllowed,
+        Self::BodyTimeout,
+        Self::BodyTooLarge,
+        Self::Misconfigured,
+        Self::TokenFailed,
+        Self::UpstreamUnreachable,
+        Self::UpstreamRedirect,
+        Self::TokenRejected,
+        Self::UpstreamTimeout,
+    ];
+
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::NoKey | Self::UnknownKey => 401,
+            Self::ScopeDenied | Self::OriginDenied => 403,
+            Self::RouteNotFound | Self::PathNotPlain => 404,
+            Self::MethodNotAllowed => 405,
+            Self::BodyTimeout => 408,
+            Self::BodyTooLarge => 413,
+            Self::Misconfigured => 500,
+            Self::TokenFailed | Self::UpstreamUnreachable | Self::UpstreamRedirect => 502,
+            Self::TokenRejected => 503,
+            Self::UpstreamTimeout => 504,
+        }
+    }
+
+    /// The stable code (`error` in the JSON body, `detail` in the log line).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::NoKey => "no_key",
+            Self::UnknownKey => "unknown_key",
+            Self::ScopeDenied => "scope_denied",
+            Self::OriginDenied => "origin_denied",
+            Self::RouteNotFound => "route_not_found",
+            Self::PathNotPlain => "path_not_plain",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyTooLarge => "body_too_large",
+            Self::Misconfigured => "gateway_misconfigured",
+            Self::TokenFailed => "token_failed",
+            Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamRedirect => "upstream_redirect",
+            Self::TokenRejected => "token_rejected",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// A message safe to show (ours, never upstream text).
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadRequest => "the request body could not be read",
+            Self::NoKey => "send Authorization: Bearer <gateway key>",
+            Self::UnknownKey => "unknown gateway key",
+            Self::ScopeDenied => "this gateway key may not use this API",
+            Self::OriginDenied => "this origin is not allowed (ALLOWED_ORIGINS)",
+            Self::RouteNotFound => "no VCC API route for this path",
+            Self::PathNotPlain => {
+                "the path or query is not plain (dot segments, encoded slashes or control characters)"
+            }
+            Self::MethodNotAllowed => "this API does not allow this method",
+            Self::BodyTimeout => "the request body did not arrive in time",
+            Self::BodyTooLarge => "request bodies are limited to 1 MiB",
+            Self::Misconfigured => "the gateway is misconfigured",
+            Self::TokenFailed => "the gateway could not get a VCC token",
+            Self::UpstreamUnreachable => "VCC could not be reached",
+            Self::UpstreamRedirect => "VCC answered with a redirect, which the gateway does not follow",
+            Self::TokenRejected => "VCC is rejecting the tokens it issues; the gateway is waiting before asking again",
+            Self::UpstreamTimeout => "VCC did not answer in time",
+        }
+    }
+
+    /// `{"error": code, "message": message}`.
+    pub fn json(self) -> String {
+        error_json(self.code(), self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_statuses_as_documented() {
+        let mut codes: Vec<_> = Refusal::ALL.iter().map(|r| r.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Refusal::ALL.len(), "two refusals share a code");
+        for r in Refusal::ALL {
+            assert!(r.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{r:?}");
+            assert!((400..600).contains(&r.status()));
+            let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+            assert_eq!(v["error"], r.code());
+        }
+    }
+
+    /// The README's refusal table is the callers' reference: every code must be in it,
+    /// with its status.
+    #[test]
+    fn the_readme_lists_every_refusal() {
+        let readme = include_str!("../../../README.md");
+        for r in Refusal::ALL {
+            let row = readme.lines().find(|l| l.starts_with('|') && l.contains(&format!("`{}`", r.code())));
+            let row = row.unwrap_or_else(|| panic!("README's refusal table lacks `{}`", r.code()));
+            assert!(row.contains(&r.status().to_string()), "README gives `{}` another status: {row}", r.code());
+        }
+    }
+}
