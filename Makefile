@@ -1,9 +1,10 @@
 # vcc-auth — the README is the source of truth for these targets.
 #   make demo    installs what is missing, builds, runs emulator + gateway + page (Ctrl-C stops)
 #   make test    everything CI runs (.ci/run calls it)
-#   make pkg     the npm package in pkg/, plus what make gateway builds
-#   make gateway the gateway's wasm (worker/build/) and the page (worker/site/);
-#                then: cd worker && npx wrangler dev
+#   make pkg     the npm package in pkg/
+#   make gateway the gateway's wasm (worker/build/) and the page (worker/site/, which
+#                carries the package's browser files); then: cd worker && npx wrangler dev
+#   make lint    rustfmt + clippy (native and wasm), Biome (format + lint) on every JS file
 #   make bench   size / speed / memory figures (not pass/fail)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -27,14 +28,13 @@ emulator:
 
 pkg: setup-build
 	scripts/build-pkg.sh
-	scripts/build-pkg.sh --gateway
-	scripts/build-site.sh
 
 lint: setup-build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy $(WASM) --lib --tests -- -D warnings
 	cargo clippy $(WASM) --lib --features gateway -- -D warnings
+	node_modules/.bin/biome ci --colors=off
 
 test-native:
 	cargo test --workspace
@@ -59,7 +59,7 @@ demo: gateway emulator
 demo-node: pkg emulator
 	EMULATOR_ARGS="--token-lifetime 5" scripts/with-emulator.sh node examples/node-demo.mjs
 
-bench: pkg emulator
+bench: gateway emulator
 	@command -v twiggy >/dev/null || cargo install --locked twiggy
 	scripts/with-emulator.sh node --expose-gc bench/bench.mjs
 
@@ -68,9 +68,8 @@ clean:
 	rm -rf pkg node_modules worker/build worker/site worker/.wrangler screenshots
 
 # The gateway's wasm (worker/build/) and its static site (worker/site/: www/ + the npm
-# package's browser files, which is why it builds pkg/ too).
-gateway: setup-build
-	scripts/build-pkg.sh
+# package's browser files, which is why it needs pkg/).
+gateway: pkg
 	scripts/build-pkg.sh --gateway
 	scripts/build-site.sh
 

@@ -44,7 +44,14 @@ let dominates = "";
 try {
   // Same build with names kept, optimised like the package, read by twiggy.
   const dir = mkdtempSync(join(tmpdir(), "vcc-size-"));
-  execFileSync("wasm-bindgen", ["--target", "web", "--keep-debug", "--out-dir", dir, join(root, "target/wasm32-unknown-unknown/release/vcc_auth.wasm")]);
+  execFileSync("wasm-bindgen", [
+    "--target",
+    "web",
+    "--keep-debug",
+    "--out-dir",
+    dir,
+    join(root, "target/wasm32-unknown-unknown/release/vcc_auth.wasm"),
+  ]);
   execFileSync(join(root, "node_modules/.bin/wasm-opt"), [join(dir, "vcc_auth_bg.wasm"), "-Oz", "-g", "-o", join(dir, "named.wasm")]);
   const items = JSON.parse(execFileSync("twiggy", ["top", "-n", "100000", "-f", "json", join(dir, "named.wasm")], { maxBuffer: 64 << 20 }));
   const byCrate = new Map();
@@ -56,11 +63,20 @@ try {
     byCrate.set(crate, (byCrate.get(crate) ?? 0) + size);
     code += size;
   }
-  dominates = [...byCrate].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([c, s]) => `${c} ${Math.round((100 * s) / code)} %`).join(", ");
+  dominates = [...byCrate]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([c, s]) => `${c} ${Math.round((100 * s) / code)} %`)
+    .join(", ");
 } catch (e) {
   dominates = `twiggy unavailable (${e.message.split("\n")[0]})`;
 }
-row("gzip size, wasm + JS glue", kb(gzWasm + gzGlue), "≤ 30 KB", `wasm ${kb(gzWasm)} (${kb(wasm.length)} raw) + glue ${kb(gzGlue)}; by crate: ${dominates}`);
+row(
+  "gzip size, wasm + JS glue",
+  kb(gzWasm + gzGlue),
+  "≤ 30 KB",
+  `wasm ${kb(gzWasm)} (${kb(wasm.length)} raw) + glue ${kb(gzGlue)}; by crate: ${dominates}`,
+);
 
 // 1b. The demo page: what gateway mode downloads (each file gzipped, as served), and
 // what opening direct mode adds (its module, the wasm and the glue). The baseline is
@@ -68,7 +84,12 @@ row("gzip size, wasm + JS glue", kb(gzWasm + gzGlue), "≤ 30 KB", `wasm ${kb(gz
 const gzFiles = (dir, files) => files.reduce((n, f) => n + gzipSync(readFileSync(join(root, dir, f)), { level: 9 }).length, 0);
 const pageGateway = gzFiles("www", ["index.html", "style.css", "app.js", "ui.js"]);
 const pageDirect = gzFiles("www", ["direct.js"]) + gzFiles("pkg", ["vcc_auth_bg.wasm", "vcc_auth.js", "browser.mjs", "client.mjs"]);
-row("demo page download, gzipped", `${kb(pageGateway)} gateway mode`, "", `direct mode adds ${kb(pageDirect)} on demand (wasm + glue + direct.js); no framework, no CDN`);
+row(
+  "demo page download, gzipped",
+  `${kb(pageGateway)} gateway mode`,
+  "",
+  `direct mode adds ${kb(pageDirect)} on demand (wasm + glue + direct.js); no framework, no CDN`,
+);
 
 // 2. Cached getToken against a pure-JS Map + expiry check, same process, same await.
 console.error("cached getToken");
@@ -89,14 +110,21 @@ async function timeLoop(fn, n) {
 const N = 200_000;
 await timeLoop(jsGetToken, N);
 await timeLoop((s) => client.getToken(s), N);
-const wasmNs = [], jsNs = [];
+const wasmNs = [],
+  jsNs = [];
 for (let round = 0; round < 5; round++) {
   jsNs.push(await timeLoop(jsGetToken, N));
   wasmNs.push(await timeLoop((s) => client.getToken(s), N));
 }
 const median = (a) => a.sort((x, y) => x - y)[a.length >> 1];
-const w = median(wasmNs), j = median(jsNs);
-row("cached getToken, ns/call", `${w.toFixed(0)} ns vs ${j.toFixed(0)} ns JS Map: ${(w / j).toFixed(2)}×`, "≤ 1.5×", `median of 5 × ${N / 1000}k awaited calls`);
+const w = median(wasmNs),
+  j = median(jsNs);
+row(
+  "cached getToken, ns/call",
+  `${w.toFixed(0)} ns vs ${j.toFixed(0)} ns JS Map: ${(w / j).toFixed(2)}×`,
+  "≤ 1.5×",
+  `median of 5 × ${N / 1000}k awaited calls`,
+);
 
 // 3. Cold stampede: 1000 concurrent callers, one token request.
 console.error("cold stampede");
@@ -110,7 +138,11 @@ cold.close();
 // 4. Memory: 1 M cached calls, then 10 k rotations against the emulator.
 console.error("memory");
 const memory = initSync({ module: wasm }).memory; // already initialised: returns the live exports
-const snapshot = () => { gc(); gc(); return { wasm: memory.buffer.byteLength, heap: process.memoryUsage().heapUsed }; };
+const snapshot = () => {
+  gc();
+  gc();
+  return { wasm: memory.buffer.byteLength, heap: process.memoryUsage().heapUsed };
+};
 // "Flat" is judged on the second half against the first: the first calls warm up
 // V8 and undici (plain fetch alone grows the heap ~1.5 MB before it plateaus).
 const m0 = snapshot();
@@ -135,8 +167,18 @@ await rotate(5_000);
 const rotMs = Date.now() - t0;
 const r1 = snapshot();
 const delta = (a, b) => `${b - a >= 0 ? "+" : "−"}${mb(Math.abs(b - a))}`;
-row("1 M cached calls: wasm memory / JS heap", `${mb(m1.wasm)} / ${mb(m1.heap)}`, "flat", `second 500 k: wasm ${delta(mHalf.wasm, m1.wasm)}, heap ${delta(mHalf.heap, m1.heap)} (start ${mb(m0.wasm)} / ${mb(m0.heap)})`);
-row("10 k token rotations: wasm memory / JS heap", `${mb(r1.wasm)} / ${mb(r1.heap)}`, "flat", `second 5 k: wasm ${delta(rHalf.wasm, r1.wasm)}, heap ${delta(rHalf.heap, r1.heap)} (start ${mb(r0.wasm)} / ${mb(r0.heap)}); ${(rotMs / 10_000).toFixed(2)} ms per rotation over loopback`);
+row(
+  "1 M cached calls: wasm memory / JS heap",
+  `${mb(m1.wasm)} / ${mb(m1.heap)}`,
+  "flat",
+  `second 500 k: wasm ${delta(mHalf.wasm, m1.wasm)}, heap ${delta(mHalf.heap, m1.heap)} (start ${mb(m0.wasm)} / ${mb(m0.heap)})`,
+);
+row(
+  "10 k token rotations: wasm memory / JS heap",
+  `${mb(r1.wasm)} / ${mb(r1.heap)}`,
+  "flat",
+  `second 5 k: wasm ${delta(rHalf.wasm, r1.wasm)}, heap ${delta(rHalf.heap, r1.heap)} (start ${mb(r0.wasm)} / ${mb(r0.heap)}); ${(rotMs / 10_000).toFixed(2)} ms per rotation over loopback`,
+);
 client.close();
 rot.close();
 
@@ -144,17 +186,16 @@ rot.close();
 console.error("gateway");
 for (const r of await gatewayRows()) row(...r);
 
-const table = [
-  "| benchmark | measured | goal | notes |",
-  "|---|---|---|---|",
-  ...rows.map((r) => `| ${r.join(" | ")} |`),
-].join("\n");
+const table = ["| benchmark | measured | goal | notes |", "|---|---|---|---|", ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${process.platform}/${process.arch}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores.`;
 console.log(`\n${table}\n\n${stamp}`);
 if (process.env.BENCH_UPDATE_README === "1") {
   const readme = join(root, "README.md");
   const text = readFileSync(readme, "utf8");
-  const next = text.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\n${table}\n\n${stamp}\n<!-- bench:end -->`);
+  const next = text.replace(
+    /<!-- bench:start -->[\s\S]*<!-- bench:end -->/,
+    `<!-- bench:start -->\n${table}\n\n${stamp}\n<!-- bench:end -->`,
+  );
   writeFileSync(readme, next);
   console.error("README.md table updated");
 }

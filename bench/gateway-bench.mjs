@@ -11,16 +11,44 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const EMU = process.env.VCC_EMULATOR_URL;
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 const rnd = () => Math.random().toString(36).slice(2);
-const freePort = () => new Promise((res) => { const s = createServer().listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => res(port)); }); });
+const freePort = () =>
+  new Promise((res) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
 
 async function startDev(cwd, vars) {
   const dir = mkdtempSync(join(tmpdir(), "bench-"));
-  writeFileSync(join(dir, ".env"), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+  writeFileSync(
+    join(dir, ".env"),
+    `${Object.entries(vars)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n")}\n`,
+  );
   const port = await freePort();
   const started = Date.now();
-  const child = spawn(WRANGLER, ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", join(dir, ".env"), "--show-interactive-dev-session=false", "--log-level", "error"], {
-    cwd, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" }, stdio: "ignore",
-  });
+  const child = spawn(
+    WRANGLER,
+    [
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--env-file",
+      join(dir, ".env"),
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "error",
+    ],
+    {
+      cwd,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      stdio: "ignore",
+    },
+  );
   return { base: `http://127.0.0.1:${port}`, started, stop: () => child.kill("SIGTERM") };
 }
 
@@ -37,19 +65,38 @@ async function firstAnswer(base, path, headers) {
   }
 }
 
-const run = (url, headers) => new Promise((resolve, reject) => {
-  autocannon({ url, headers, connections: 16, duration: 8 }, (err, res) => (err ? reject(err) : resolve(res)));
-});
+const run = (url, headers) =>
+  new Promise((resolve, reject) => {
+    autocannon({ url, headers, connections: 16, duration: 8 }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
 
 export async function gatewayRows() {
-  const id = `bench-gw-${rnd()}`, secret = `bench-secret-${rnd()}`, key = `bench-key-${rnd()}${rnd()}`;
-  await fetch(`${EMU}/_emulator/clients`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }) });
-  const tok = await (await fetch(`${EMU}/Auth/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `grant_type=client_credentials&scope=agents-availability:read&client_id=${id}&client_secret=${secret}` })).json();
+  const id = `bench-gw-${rnd()}`,
+    secret = `bench-secret-${rnd()}`,
+    key = `bench-key-${rnd()}${rnd()}`;
+  await fetch(`${EMU}/_emulator/clients`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }),
+  });
+  const tok = await (
+    await fetch(`${EMU}/Auth/connect/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `grant_type=client_credentials&scope=agents-availability:read&client_id=${id}&client_secret=${secret}`,
+    })
+  ).json();
   const auth = { authorization: `Bearer ${key}` };
   const path = "/api/agents-availability?skillNames=Sales";
   // One at a time: two wrangler dev processes starting together race for shared
   // local state and one of them dies.
-  const gw = await startDev(join(ROOT, "worker"), { VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: secret, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [key]: ["*"] }) });
+  const gw = await startDev(join(ROOT, "worker"), {
+    VCC_CLIENT_ID: id,
+    VCC_CLIENT_SECRET: secret,
+    VCC_AUTH_BASE_URL: EMU,
+    VCC_API_BASE_URL: EMU,
+    GATEWAY_KEYS: JSON.stringify({ [key]: ["*"] }),
+  });
   const gwFirst = (await firstAnswer(gw.base, path, auth)) - gw.started;
   const pt = await startDev(join(ROOT, "bench/passthrough"), { UPSTREAM: EMU, TOKEN: tok.access_token });
   const ptFirst = (await firstAnswer(pt.base, path, {})) - pt.started;
@@ -59,12 +106,27 @@ export async function gatewayRows() {
     const p = await run(`${pt.base}${path}`, {});
     const errors = g.non2xx + g.errors;
     const dry = mkdtempSync(join(tmpdir(), "dry-"));
-    const out = execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", dry], { cwd: join(ROOT, "worker"), env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const out = execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", dry], {
+      cwd: join(ROOT, "worker"),
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const upload = /Total Upload:\s*([^\n]+)/.exec(out)?.[1]?.trim() ?? "not reported";
     return [
-      ["gateway req/s (token cached) vs JS pass-through", `${Math.round(g.requests.average)} vs ${Math.round(p.requests.average)}: ${(g.requests.average / p.requests.average).toFixed(2)}×`, "≥ 0.9×", `16 connections × 8 s, same emulator upstream; ${errors} non-2xx/errors`],
+      [
+        "gateway req/s (token cached) vs JS pass-through",
+        `${Math.round(g.requests.average)} vs ${Math.round(p.requests.average)}: ${(g.requests.average / p.requests.average).toFixed(2)}×`,
+        "≥ 0.9×",
+        `16 connections × 8 s, same emulator upstream; ${errors} non-2xx/errors`,
+      ],
       ["gateway latency p50 / p99", `${g.latency.p50} / ${g.latency.p99} ms`, "", `pass-through ${p.latency.p50} / ${p.latency.p99} ms`],
-      ["first answered request after start", `${(gwFirst / 1000).toFixed(1)} s`, "", `wrangler dev start + bundle + first token; pass-through ${(ptFirst / 1000).toFixed(1)} s`],
+      [
+        "first answered request after start",
+        `${(gwFirst / 1000).toFixed(1)} s`,
+        "",
+        `wrangler dev start + bundle + first token; pass-through ${(ptFirst / 1000).toFixed(1)} s`,
+      ],
       ["gateway bundle (wrangler deploy --dry-run)", upload, "", "worker + wasm"],
     ];
   } finally {

@@ -17,7 +17,8 @@ const client = new VccClient({
   clientSecret: "demo-secret", // the emulator's demo client; never ship a secret to a browser
   authBaseUrl: EMU,
   apiBaseUrl: EMU,
-  onEvent: (e) => log(`event ${e.type.padEnd(9)} ${e.scope}${e.code ? ` ${e.code}${e.keptToken ? " (still serving the valid cached token)" : ""}` : ""}`),
+  onEvent: (e) =>
+    log(`event ${e.type.padEnd(9)} ${e.scope}${e.code ? ` ${e.code}${e.keptToken ? " (still serving the valid cached token)" : ""}` : ""}`),
 });
 
 const preview = (t) => `${t.slice(0, 8)}… (${t.length} chars)`; // never print a whole token
@@ -26,7 +27,9 @@ const [a, b, c] = await Promise.all([1, 2, 3].map(() => client.getToken("agents-
 log(`3 concurrent getToken calls -> one token ${preview(a)}; same for all: ${a === b && b === c}`);
 
 let stop = false;
-process.on("SIGINT", () => { stop = true; });
+process.on("SIGINT", () => {
+  stop = true;
+});
 const steps = [
   [8, "revoking every token at the emulator: the next call gets 401 invalid_token -> refresh -> retry", () => control("revoke")],
   [14, "token endpoint down: the cached token keeps serving until it expires", () => control("faults", { tokenDown: true })],
@@ -43,7 +46,9 @@ while (!stop && Date.now() - t0 < seconds * 1000) {
     const res = await client.fetch("/agents-availability?skillNames=Sales,Service");
     const info = client.tokenInfo("agents-availability:read");
     const left = info?.expiresAt ? ((info.expiresAt - Date.now()) / 1000).toFixed(1) : "-";
-    log(`GET /agents-availability -> ${res.status} ${JSON.stringify(await res.json())}  token expires in ${left}s, refreshes ${info?.refreshes ?? 0}`);
+    log(
+      `GET /agents-availability -> ${res.status} ${JSON.stringify(await res.json())}  token expires in ${left}s, refreshes ${info?.refreshes ?? 0}`,
+    );
   } catch (e) {
     log(`call failed: ${e.name} ${e.code}: ${e.message}`);
   }

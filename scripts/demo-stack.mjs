@@ -54,7 +54,16 @@ export function parseDotenv(text) {
   return vars;
 }
 
-const SETTINGS = ["VCC_REGION", "VCC_CLIENT_ID", "VCC_CLIENT_SECRET", "VCC_AUTH_BASE_URL", "VCC_API_BASE_URL", "GATEWAY_KEYS", "ALLOWED_ORIGINS", "UPSTREAM_TIMEOUT_MS"];
+const SETTINGS = [
+  "VCC_REGION",
+  "VCC_CLIENT_ID",
+  "VCC_CLIENT_SECRET",
+  "VCC_AUTH_BASE_URL",
+  "VCC_API_BASE_URL",
+  "GATEWAY_KEYS",
+  "ALLOWED_ORIGINS",
+  "UPSTREAM_TIMEOUT_MS",
+];
 
 /**
  * Which VCC the demo talks to. Real VCC when a client secret is configured, in the
@@ -72,7 +81,8 @@ export function chooseVcc(env = process.env, devVarsPath = DEV_VARS) {
   if (!vars.VCC_CLIENT_SECRET) return { real: false, why: "no VCC_CLIENT_SECRET in the environment or worker/.dev.vars" };
   const from = env.VCC_CLIENT_SECRET ? "the environment" : "worker/.dev.vars";
   // A copy of .dev.vars.example that was never filled in is not a configuration.
-  if (vars.VCC_CLIENT_SECRET.startsWith("replace-with")) return { real: false, why: `${from} still has the example's placeholder VCC_CLIENT_SECRET` };
+  if (vars.VCC_CLIENT_SECRET.startsWith("replace-with"))
+    return { real: false, why: `${from} still has the example's placeholder VCC_CLIENT_SECRET` };
   if (!vars.VCC_CLIENT_ID) throw new Error(`VCC_CLIENT_ID is not set (VCC_CLIENT_SECRET comes from ${from}); set it there too`);
   return { real: true, vars, from };
 }
@@ -84,7 +94,7 @@ export function withDemoKey(gatewayKeys, key) {
     try {
       keys = JSON.parse(gatewayKeys);
     } catch {
-      throw new Error("GATEWAY_KEYS is not valid JSON (want {\"<key>\": [\"<scope>\", ...]})");
+      throw new Error('GATEWAY_KEYS is not valid JSON (want {"<key>": ["<scope>", ...]})');
     }
     if (keys === null || typeof keys !== "object" || Array.isArray(keys)) throw new Error("GATEWAY_KEYS must be a JSON object");
   }
@@ -105,7 +115,12 @@ export function startChild(name, bin, args, opts) {
   };
   child.stdout.on("data", onData);
   child.stderr.on("data", onData);
-  proc.done = new Promise((resolve) => child.on("exit", (code, signal) => resolve((proc.exited = { code, signal }))));
+  proc.done = new Promise((resolve) =>
+    child.on("exit", (code, signal) => {
+      proc.exited = { code, signal };
+      resolve(proc.exited);
+    }),
+  );
   child.on("error", (e) => {
     proc.output += `\n${e.message}`;
     proc.exited ??= { code: -1, signal: null };
@@ -229,15 +244,26 @@ export async function startStack(opts = {}) {
       if (/[\r\n]/.test(v)) throw new Error(`${k} contains a line break`);
     }
     const envFile = join(dir, "gateway.env");
-    writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n", { mode: 0o600 });
+    writeFileSync(
+      envFile,
+      `${Object.entries(vars)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("\n")}\n`,
+      { mode: 0o600 },
+    );
 
     const gwPort = await freePort(opts.gatewayPort);
     const gatewayUrl = `http://127.0.0.1:${gwPort}`;
     const wrangler = track(
-      startChild("gateway", WRANGLER_BIN, ["dev", "--ip", "127.0.0.1", "--port", String(gwPort), "--env-file", envFile, "--show-interactive-dev-session=false"], {
-        cwd: join(ROOT, "worker"),
-        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-      }),
+      startChild(
+        "gateway",
+        WRANGLER_BIN,
+        ["dev", "--ip", "127.0.0.1", "--port", String(gwPort), "--env-file", envFile, "--show-interactive-dev-session=false"],
+        {
+          cwd: join(ROOT, "worker"),
+          env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+        },
+      ),
     );
     await waitFor(wrangler, `${gatewayUrl}/healthz`, 90_000, "wrangler dev");
     // `secrets`: every credential this run made or was given, for tests that assert none leaks.

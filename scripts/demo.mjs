@@ -27,9 +27,11 @@ try {
   console.error(`demo: ${e.message}`);
   process.exit(2);
 }
-say(vcc.real
-  ? `demo: real VCC (credentials from ${vcc.from}; region ${vcc.vars.VCC_REGION ?? "emea (worker/wrangler.toml)"}); no emulator, so the page's direct mode is off`
-  : `demo: VCC emulator (${vcc.why})`);
+say(
+  vcc.real
+    ? `demo: real VCC (credentials from ${vcc.from}; region ${vcc.vars.VCC_REGION ?? "emea (worker/wrangler.toml)"}); no emulator, so the page's direct mode is off`
+    : `demo: VCC emulator (${vcc.why})`,
+);
 say("demo: starting the gateway (wrangler dev, workerd); the first start takes a few seconds...");
 
 // The gateway's JSON lines are the interesting output; wrangler's banner, the page's
@@ -37,9 +39,9 @@ say("demo: starting the gateway (wrangler dev, workerd); the first start takes a
 // workers.cloudflare.com", harmless) are noise unless asked for.
 const onLine = (name, line) => {
   if (!line.trim()) return;
-  const json = line.indexOf("{\"method\"");
+  const json = line.indexOf('{"method"');
   if (name === "gateway" && json >= 0) {
-    if (verbose || !line.includes("\"route\":\"/healthz\"")) say(`[gateway] ${line.slice(json)}`);
+    if (verbose || !line.includes('"route":"/healthz"')) say(`[gateway] ${line.slice(json)}`);
   } else if (verbose || (/\b(error|panic|failed)\b/i.test(line) && !line.includes("workers.cloudflare.com"))) {
     say(`[${name}] ${line}`);
   }
@@ -61,9 +63,10 @@ try {
   process.exit(1);
 }
 
-const page = stack.emulatorUrl && !stack.emulatorUrl.endsWith(":4010")
-  ? `${stack.gatewayUrl}/?emulator=${encodeURIComponent(stack.emulatorUrl)}`
-  : `${stack.gatewayUrl}/`;
+const page =
+  stack.emulatorUrl && !stack.emulatorUrl.endsWith(":4010")
+    ? `${stack.gatewayUrl}/?emulator=${encodeURIComponent(stack.emulatorUrl)}`
+    : `${stack.gatewayUrl}/`;
 say("");
 say("  vcc-auth demo is running");
 say(`  Page         ${page}`);

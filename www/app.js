@@ -49,37 +49,85 @@ $("key-forget").addEventListener("click", () => {
 // ---- errors in plain words ------------------------------------------------------------
 /** What went wrong and what to do, from the status and the (JSON) body of an answer. */
 export function explain(status, body, api, retryAfter) {
-  // The gateway refuses with {error, message}; anything else is VCC's body passed through.
+  // The gateway refuses with {error, message} and a stable code: branch on the code.
+  // Anything else is VCC's own answer, passed through: branch on the status.
   const gatewayRefusal = body && typeof body.error === "string" && typeof body.message === "string";
-  const said = body && (body.error || body.message) ? `${gatewayRefusal ? "The gateway" : "VCC"} said: ${[body.error, body.message].filter(Boolean).join(": ")}` : null;
+  const said =
+    body && (body.error || body.message)
+      ? `${gatewayRefusal ? "The gateway" : "VCC"} said: ${[body.error, body.message].filter(Boolean).join(": ")}`
+      : null;
+  const wait = (fallback) => (retryAfter ? duration(Number(retryAfter)) : fallback);
+  const words = (title, advice) => ({ title, advice, detail: said });
+  if (status === 0) return words("Could not reach the gateway.", "Is make demo still running? Start it again, then reload this page.");
+  if (gatewayRefusal) {
+    switch (body.error) {
+      case "no_key":
+        return words(
+          "The gateway needs a key.",
+          "Paste the gateway key that make demo printed (or one from GATEWAY_KEYS) and press Use key.",
+        );
+      case "unknown_key":
+        return words(
+          "The gateway did not accept the key.",
+          "This key is unknown to the gateway (make demo makes a new one each run). Paste the key it printed and press Use key.",
+        );
+      case "scope_denied":
+        return words(
+          `This key may not use the ${api.name} API.`,
+          `Use a key whose GATEWAY_KEYS entry lists the scope "${api.scope}" (or "*"), or ask whoever runs the gateway to add it.`,
+        );
+      case "origin_denied":
+        return words("This page's origin is not allowed.", `Add ${location.origin} to the gateway's ALLOWED_ORIGINS setting.`);
+      case "route_not_found":
+      case "path_not_plain":
+        return words(
+          "The gateway has no route for this API.",
+          "Only the VCC APIs in the gateway's route table are forwarded, by their plain path. Check the path, or update the gateway.",
+        );
+      case "method_not_allowed":
+        return words("This API does not allow that method.", "Use a method the route table allows for it.");
+      case "body_timeout":
+        return words("The request body took too long to arrive.", "Try again; the gateway's BODY_TIMEOUT_MS setting is the limit.");
+      case "body_too_large":
+        return words("The request body is too large.", "The gateway forwards at most 1 MiB (VCC itself takes 100 KB).");
+      case "bad_request":
+        return words("The gateway could not read the request.", "Try again.");
+      case "gateway_misconfigured":
+        return words("The gateway is misconfigured.", `Fix its ${body.setting ?? "settings"} setting and restart it.`);
+      case "token_failed":
+        return words(
+          "The gateway could not get a token from VCC.",
+          "Check VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION in the gateway's settings and that VCC is reachable; the gateway status below shows the last error per scope.",
+        );
+      case "token_rejected":
+        return words(
+          "VCC is rejecting the tokens it issues.",
+          `The gateway waits ${wait("a little")} before asking for another. If it keeps happening, check the VCC client's status and the clocks.`,
+        );
+      case "upstream_unreachable":
+        return words("The gateway could not reach VCC.", "Try again in a moment; check VCC_REGION or VCC_API_BASE_URL if it persists.");
+      case "upstream_redirect":
+        return words(
+          "VCC answered with a redirect, which the gateway does not follow.",
+          "Check VCC_API_BASE_URL: it must be VCC's API root itself.",
+        );
+      case "upstream_timeout":
+        return words("VCC did not answer in time.", "Try again in a moment. The gateway's UPSTREAM_TIMEOUT_MS setting is the limit.");
+    }
+  }
   switch (status) {
-    case 0:
-      return { title: "Could not reach the gateway.", advice: "Is make demo still running? Start it again, then reload this page.", detail: said };
     case 401:
-      return { title: "The gateway did not accept the key.", advice: storage.get() ? "This key is unknown to the gateway (make demo makes a new one each run). Paste the key it printed and press Use key." : "Paste the gateway key that make demo printed (or one from GATEWAY_KEYS) and press Use key.", detail: said };
     case 403:
-      if (/origin/i.test(body?.message ?? "")) return { title: "This page's origin is not allowed.", advice: `Add ${location.origin} to the gateway's ALLOWED_ORIGINS setting.`, detail: said };
-      return { title: `This key may not use the ${api.name} API.`, advice: `Use a key whose GATEWAY_KEYS entry lists the scope "${api.scope}" (or "*"), or ask whoever runs the gateway to add it.`, detail: said };
+      return words("VCC refused the call.", "The gateway's VCC client may lack this API's scope; check its API credentials in VCC.");
     case 404:
-      return gatewayRefusal
-        ? { title: "The gateway has no route for this API.", advice: "Only the VCC APIs in the gateway's route table are forwarded. Check the path, or update the gateway.", detail: said }
-        : { title: "VCC says this does not exist.", advice: "Check the filter or the id you asked for.", detail: said };
+      return words("VCC says this does not exist.", "Check the filter or the id you asked for.");
     case 429:
-      return { title: "VCC's rate limit was reached.", advice: `Wait ${retryAfter ? duration(Number(retryAfter)) : "a little"} and try again.`, detail: said };
-    case 408:
-      return { title: "The request body took too long to arrive.", advice: "Try again; the gateway's BODY_TIMEOUT_MS setting is the limit.", detail: said };
-    case 503:
-      if (body?.error === "token_rejected")
-        return { title: "VCC is rejecting the tokens it issues.", advice: `The gateway waits ${retryAfter ? duration(Number(retryAfter)) : "a little"} before asking for another. If it keeps happening, check the VCC client's status and the clocks.`, detail: said };
-      return { title: "The service is unavailable.", advice: `Try again ${retryAfter ? `in ${duration(Number(retryAfter))}` : "in a moment"}.`, detail: said };
-    case 502:
-      if (body?.error === "upstream_redirect")
-        return { title: "VCC answered with a redirect, which the gateway does not follow.", advice: "Check VCC_API_BASE_URL: it must be VCC's API root itself.", detail: said };
-      return { title: "The gateway could not get a token from VCC (or could not reach VCC).", advice: "Check VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION in the gateway's settings and that VCC is reachable; the gateway status below shows the last error per scope.", detail: said };
-    case 504:
-      return { title: "VCC did not answer in time.", advice: "Try again in a moment. The gateway's UPSTREAM_TIMEOUT_MS setting is the limit.", detail: said };
+      return words("VCC's rate limit was reached.", `Wait ${wait("a little")} and try again.`);
     default:
-      return { title: `The request failed (HTTP ${status}).`, advice: status >= 500 ? "VCC or the gateway had a problem; try again in a moment." : "Check what you asked for.", detail: said };
+      return words(
+        `The request failed (HTTP ${status}).`,
+        status >= 500 ? "VCC or the gateway had a problem; try again in a moment." : "Check what you asked for.",
+      );
   }
 }
 
@@ -90,7 +138,7 @@ async function callGateway(apiId, path) {
   const result = $("result");
   const key = storage.get();
   if (!key) {
-    showError(box, explain(401, null, api));
+    showError(box, explain(401, { error: "no_key", message: "no key given" }, api));
     $("key-input").focus();
     return null;
   }
@@ -117,7 +165,11 @@ async function callGateway(apiId, path) {
   }
   showError(box, null);
   if (body === null) {
-    showError(box, { title: "The answer was not JSON.", advice: "VCC answered something this page cannot show.", detail: `Content-Type: ${res.headers.get("content-type")}` });
+    showError(box, {
+      title: "The answer was not JSON.",
+      advice: "VCC answered something this page cannot show.",
+      detail: `Content-Type: ${res.headers.get("content-type")}`,
+    });
     return null;
   }
   return body;
@@ -138,12 +190,15 @@ function availabilityView(data, skills) {
   const what = skills ? `skills ${skills}` : "all skills";
   return [
     table(counts, { caption: `Agents by status, ${what} (${total} in all)` }),
-    el("div", { class: "chart", "aria-hidden": "true" },
+    el(
+      "div",
+      { class: "chart", "aria-hidden": "true" },
       counts.map((c, i) => [
         el("span", {}, c.status),
         el("div", {}, bar(`bar s${i}`, (100 * c.agents) / max)),
         el("span", { class: "num" }, c.agents),
-      ])),
+      ]),
+    ),
   ];
 }
 
@@ -161,7 +216,12 @@ function usersView(data) {
   next.addEventListener("click", () => loadUsers(page + 1));
   const rows = items.map((u) => ({ ...u, active: u.active === undefined ? undefined : u.active ? "yes" : "no" }));
   return [
-    items.length ? table(rows, { caption: `Users, page ${page}${pages ? ` of ${pages}` : ""}${total !== null ? ` (${total} in all)` : ""}`, columns: cols.length ? cols : undefined }) : el("p", {}, "No users on this page."),
+    items.length
+      ? table(rows, {
+          caption: `Users, page ${page}${pages ? ` of ${pages}` : ""}${total !== null ? ` (${total} in all)` : ""}`,
+          columns: cols.length ? cols : undefined,
+        })
+      : el("p", {}, "No users on this page."),
     el("div", { class: "pager" }, prev, next),
   ];
 }
@@ -178,7 +238,11 @@ async function loadUsers(page) {
 
 $("availability-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const skills = $("skills").value.split(",").map((s) => s.trim()).filter(Boolean).join(",");
+  const skills = $("skills")
+    .value.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join(",");
   const data = await callGateway("availability", `/agents-availability${skills ? `?${new URLSearchParams({ skillNames: skills })}` : ""}`);
   if (data) $("result").replaceChildren(...availabilityView(data, skills));
 });
@@ -227,21 +291,33 @@ function drawHealth() {
     return list.replaceChildren();
   }
   const gone = (Date.now() - health.at) / 1000;
-  list.replaceChildren(...entries.map(([scope, s]) => {
-    const left = s.expiresInSeconds === null ? null : Math.max(0, s.expiresInSeconds - gone);
-    const refreshIn = s.refreshInSeconds === null ? null : Math.max(0, s.refreshInSeconds - gone);
-    const id = `scope-${scope.replace(/[^a-z0-9]+/gi, "-")}`;
-    const text = left === null
-      ? "no token cached"
-      : left <= 0
-        ? "expired; the next API call fetches a new token"
-        : `expires in ${duration(left)}${refreshIn > 0 ? `; refreshed ahead on a call after ${duration(refreshIn)}` : "; the next call refreshes it ahead of expiry"}`;
-    return el("li", { "data-scope": scope },
-      el("code", {}, scope),
-      el("meter", { min: 0, max: s.lifetimeSeconds ?? 1, value: left ?? 0, "aria-labelledby": id }),
-      el("p", { class: "hint", id }, `${text}. Fetched ${s.fetches ?? 0}, refreshed ${s.refreshes ?? 0} times`,
-        s.failures ? `; ${s.failures} failed token request${s.failures === 1 ? "" : "s"}` : "", s.lastError ? ` (last error: ${s.lastError})` : "", "."));
-  }));
+  list.replaceChildren(
+    ...entries.map(([scope, s]) => {
+      const left = s.expiresInSeconds === null ? null : Math.max(0, s.expiresInSeconds - gone);
+      const refreshIn = s.refreshInSeconds === null ? null : Math.max(0, s.refreshInSeconds - gone);
+      const id = `scope-${scope.replace(/[^a-z0-9]+/gi, "-")}`;
+      const text =
+        left === null
+          ? "no token cached"
+          : left <= 0
+            ? "expired; the next API call fetches a new token"
+            : `expires in ${duration(left)}${refreshIn > 0 ? `; refreshed ahead on a call after ${duration(refreshIn)}` : "; the next call refreshes it ahead of expiry"}`;
+      return el(
+        "li",
+        { "data-scope": scope },
+        el("code", {}, scope),
+        el("meter", { min: 0, max: s.lifetimeSeconds ?? 1, value: left ?? 0, "aria-labelledby": id }),
+        el(
+          "p",
+          { class: "hint", id },
+          `${text}. Fetched ${s.fetches ?? 0}, refreshed ${s.refreshes ?? 0} times`,
+          s.failures ? `; ${s.failures} failed token request${s.failures === 1 ? "" : "s"}` : "",
+          s.lastError ? ` (last error: ${s.lastError})` : "",
+          ".",
+        ),
+      );
+    }),
+  );
 }
 
 $("health-refresh").addEventListener("click", refreshHealth);

@@ -20,15 +20,18 @@ function log(kind, text) {
   while (list.children.length > 200) list.lastChild.remove();
 }
 
-/** Plain words for a VccError from the client. */
-function explain(e) {
+/** Plain words for a VccError from the client (the gateway's refusals have their own,
+ *  `explain` in app.js). */
+function explainClientError(e) {
   const code = e?.code ?? "error";
   const words = {
     invalid_client: "The emulator did not accept this client id and secret. Use the ones make demo printed.",
     invalid_scope: "The emulator refused the scope for this client.",
     network: "Could not reach the emulator. Is make demo still running?",
     timeout: "The token endpoint did not answer in time.",
-    token_endpoint: "The token endpoint failed (is \"token endpoint down\" on?).",
+    token_endpoint: 'The token endpoint failed (is "token endpoint down" on?).',
+    redirect: "The emulator answered with a redirect, which the client never follows.",
+    token_rejected: "VCC rejected the tokens it just issued; the client waits before asking again.",
     rate_limited: "The token endpoint asked to slow down.",
     unauthorized: "VCC refused the token.",
     invalid_config: "The settings are not valid.",
@@ -56,13 +59,19 @@ async function checkEmulator(raw) {
     throw { title: "That is not a URL.", advice: "Use the emulator URL make demo printed, e.g. http://127.0.0.1:4010." };
   }
   if (!/^https?:$/.test(url.protocol) || !LOOPBACK.has(url.hostname)) {
-    throw { title: "Direct mode only talks to a local emulator.", advice: "Give a loopback URL (127.0.0.1 or localhost). For real VCC, use the gateway: the secret must stay server-side." };
+    throw {
+      title: "Direct mode only talks to a local emulator.",
+      advice: "Give a loopback URL (127.0.0.1 or localhost). For real VCC, use the gateway: the secret must stay server-side.",
+    };
   }
   try {
     const res = await fetch(`${url.origin}/_emulator/health`, { cache: "no-store" });
     if (!(await res.json()).ok) throw new Error();
   } catch {
-    throw { title: `No VCC emulator answers at ${url.origin}.`, advice: "Start it with make demo (or make emulator), and check the URL it printed." };
+    throw {
+      title: `No VCC emulator answers at ${url.origin}.`,
+      advice: "Start it with make demo (or make emulator), and check the URL it printed.",
+    };
   }
   return url.origin;
 }
@@ -98,7 +107,8 @@ function draw() {
       : info.refreshAt > now
         ? `the refresh timer fires in ${duration((info.refreshAt - now) / 1000)}`
         : "refreshing (retrying while the cached token is still valid)";
-    $("direct-countdown").textContent = left > 0 ? `Expires in ${duration(left)}; ${refresh}.` : "Expired: the next call fetches a new token.";
+    $("direct-countdown").textContent =
+      left > 0 ? `Expires in ${duration(left)}; ${refresh}.` : "Expired: the next call fetches a new token.";
   } else {
     meter.value = 0;
     $("direct-countdown").textContent = info.inFlight ? "Fetching a token…" : "No token cached.";
@@ -116,11 +126,19 @@ async function callApi() {
     const body = await res.json().catch(() => null);
     const after = client.tokenInfo(SCOPE);
     const renewed = after && after.fetches + after.refreshes > before;
-    const summary = res.ok && body ? STATUSES.filter((k) => k in body).map((k) => `${k} ${body[k]}`).join(", ") : `HTTP ${res.status}`;
-    log(res.ok ? "ok" : "bad", `API answered ${res.status}${renewed ? " after a retry with a new token (the old one was rejected with 401 invalid_token)" : ""}: ${summary}`);
+    const summary =
+      res.ok && body
+        ? STATUSES.filter((k) => k in body)
+            .map((k) => `${k} ${body[k]}`)
+            .join(", ")
+        : `HTTP ${res.status}`;
+    log(
+      res.ok ? "ok" : "bad",
+      `API answered ${res.status}${renewed ? " after a retry with a new token (the old one was rejected with 401 invalid_token)" : ""}: ${summary}`,
+    );
     $("direct-result").textContent = `Last call: HTTP ${res.status}. ${summary}`;
   } catch (e) {
-    const p = explain(e);
+    const p = explainClientError(e);
     log("bad", `API call failed: ${p.title} (${p.detail})`);
     $("direct-result").textContent = `Last call failed: ${p.title}`;
   }
@@ -143,7 +161,7 @@ async function start(e) {
       await c.getToken(SCOPE);
     } catch (err) {
       c.close();
-      throw explain(err);
+      throw explainClientError(err);
     }
     client = c;
     $("direct-form").hidden = true;
@@ -153,7 +171,10 @@ async function start(e) {
     ticker = setInterval(draw, 250);
     draw();
   } catch (problem) {
-    showError(box, problem?.title ? problem : { title: "Could not start the client.", advice: "", detail: String(problem?.message ?? problem) });
+    showError(
+      box,
+      problem?.title ? problem : { title: "Could not start the client.", advice: "", detail: String(problem?.message ?? problem) },
+    );
   } finally {
     button.disabled = false;
   }
@@ -166,7 +187,12 @@ async function setEndpointDown(down) {
     const b = $("endpoint-down");
     b.setAttribute("aria-pressed", String(down));
     b.textContent = down ? "Bring token endpoint back" : "Token endpoint down";
-    log("action", down ? "token endpoint is down (the emulator answers 503): the cached token keeps serving while it is valid" : "token endpoint is back");
+    log(
+      "action",
+      down
+        ? "token endpoint is down (the emulator answers 503): the cached token keeps serving while it is valid"
+        : "token endpoint is back",
+    );
   } catch (err) {
     log("bad", `could not change the emulator: ${err.message}`);
   }

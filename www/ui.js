@@ -48,11 +48,35 @@ export const label = (key) => {
 export function table(rows, { caption, columns } = {}) {
   const cols = columns ?? Object.keys(rows[0] ?? {});
   const cell = (v) => (v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : v);
-  return el("div", { class: "table-wrap" },
-    el("table", {},
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      {},
       caption ? el("caption", {}, caption) : null,
-      el("thead", {}, el("tr", {}, cols.map((c) => el("th", { scope: "col", class: rows.some((r) => typeof r[c] === "number") ? "num" : null }, label(c))))),
-      el("tbody", {}, rows.map((r) => el("tr", {}, cols.map((c) => el("td", { class: typeof r[c] === "number" ? "num" : null }, cell(r[c]))))))));
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          cols.map((c) => el("th", { scope: "col", class: rows.some((r) => typeof r[c] === "number") ? "num" : null }, label(c))),
+        ),
+      ),
+      el(
+        "tbody",
+        {},
+        rows.map((r) =>
+          el(
+            "tr",
+            {},
+            cols.map((c) => el("td", { class: typeof r[c] === "number" ? "num" : null }, cell(r[c]))),
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 /** Shows `{ title, advice, detail }` in an alert box, or hides it (null). */

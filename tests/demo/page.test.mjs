@@ -22,7 +22,15 @@ before(async () => {
   stack = await startStack({ gatewayLifetime: 60, directLifetime: 5 });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
   page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
@@ -44,7 +52,10 @@ after(async () => {
 const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 const cells = (selector) => page.$$eval(`${selector} tbody tr`, (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
 const emulator = (path, body) =>
-  fetch(`${stack.emulatorUrl}/_emulator/${path}`, body ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {}).then((r) => r.json());
+  fetch(
+    `${stack.emulatorUrl}/_emulator/${path}`,
+    body ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {},
+  ).then((r) => r.json());
 const logText = () => page.textContent("#event-log");
 
 /** Everything the page keeps where a script, an extension or a screenshot could see it. */
@@ -64,9 +75,11 @@ async function assertNothingLeaked() {
     for (const [where, text] of Object.entries({ visible, local, session })) assert.ok(!text.includes(s), `a client secret is in ${where}`);
   }
   for (const t of tokensSeen) {
-    for (const [where, text] of Object.entries({ visible, local, session })) assert.ok(!text.includes(t), `a whole access token is in ${where}`);
+    for (const [where, text] of Object.entries({ visible, local, session }))
+      assert.ok(!text.includes(t), `a whole access token is in ${where}`);
   }
-  for (const [where, text] of Object.entries({ visible, local, session })) assert.ok(!JWT.test(text), `something token-shaped is in ${where}`);
+  for (const [where, text] of Object.entries({ visible, local, session }))
+    assert.ok(!JWT.test(text), `something token-shaped is in ${where}`);
   assert.ok(!visible.includes(stack.key) && !local.includes(stack.key), "the gateway key is outside sessionStorage");
 }
 
@@ -87,7 +100,7 @@ test("the page loads with no console errors, under its CSP", async () => {
 test("without a key, asking for data says to paste the key", async () => {
   await page.click("text=Show availability");
   await page.waitForSelector("#gateway-error:not([hidden])");
-  assert.match(await page.textContent("#gateway-error"), /did not accept the key.*Paste the gateway key/s);
+  assert.match(await page.textContent("#gateway-error"), /needs a key.*Paste the gateway key/s);
 });
 
 test("a wrong key gets plain words for 401", async () => {
@@ -95,7 +108,7 @@ test("a wrong key gets plain words for 401", async () => {
   await page.press("#key-input", "Enter");
   await page.click("text=Show availability");
   await page.waitForFunction(() => /unknown to the gateway/.test(document.getElementById("gateway-error").textContent));
-  assert.match(await page.textContent("#gateway-error"), /The gateway said: unauthorized: unknown gateway key/);
+  assert.match(await page.textContent("#gateway-error"), /The gateway said: unknown_key: unknown gateway key/);
   consoleErrors.length = 0; // the browser logs the 401 itself ("Failed to load resource")
 });
 
@@ -104,14 +117,24 @@ test("every refusal the gateway can give has words that say what to do", async (
     const { explain } = await import("/app.js"); // the page's own module instance
     const users = { name: "Users", scope: "users:read" };
     return {
-      scope: explain(403, { error: "forbidden", message: "this gateway key may not use this API" }, users),
-      origin: explain(403, { error: "forbidden", message: "this origin is not allowed (ALLOWED_ORIGINS)" }, users),
-      route: explain(404, { error: "not_found", message: "no VCC API route for this path" }, users),
+      // the page branches on the code alone: a message in other words changes nothing
+      scope: explain(403, { error: "scope_denied", message: "(any words)" }, users),
+      origin: explain(403, { error: "origin_denied", message: "(any words)" }, users),
+      route: explain(404, { error: "route_not_found", message: "no VCC API route for this path" }, users),
       vcc404: explain(404, { message: "User not found" }, users),
-      token: explain(502, { error: "token_endpoint", message: "the gateway could not get a VCC token" }, users),
+      token: explain(502, { error: "token_failed", message: "the gateway could not get a VCC token" }, users),
+      misconfigured: explain(
+        500,
+        { error: "gateway_misconfigured", message: "VCC_CLIENT_ID is required", setting: "VCC_CLIENT_ID" },
+        users,
+      ),
       timeout: explain(504, { error: "upstream_timeout", message: "VCC did not answer in time" }, users),
       limited: explain(429, null, users, "30"),
-      redirect: explain(502, { error: "upstream_redirect", message: "VCC answered with a redirect, which the gateway does not follow" }, users),
+      redirect: explain(
+        502,
+        { error: "upstream_redirect", message: "VCC answered with a redirect, which the gateway does not follow" },
+        users,
+      ),
       rejected: explain(503, { error: "token_rejected", message: "VCC is rejecting the tokens it issues" }, users, "4"),
       slowBody: explain(408, { error: "body_timeout", message: "the request body did not arrive in time" }, users),
     };
@@ -121,7 +144,8 @@ test("every refusal the gateway can give has words that say what to do", async (
   assert.match(words.route.advice, /route table/);
   assert.match(words.vcc404.title, /VCC says this does not exist/);
   assert.equal(words.vcc404.detail, "VCC said: User not found");
-  assert.match(words.route.detail, /^The gateway said: not_found: /);
+  assert.match(words.route.detail, /^The gateway said: route_not_found: /);
+  assert.match(words.misconfigured.advice, /Fix its VCC_CLIENT_ID setting/);
   assert.match(words.token.advice, /VCC_CLIENT_ID, VCC_CLIENT_SECRET and VCC_REGION/);
   assert.match(words.timeout.advice, /UPSTREAM_TIMEOUT_MS/);
   assert.match(words.limited.advice, /Wait 30 s/);
@@ -134,11 +158,23 @@ test("every refusal the gateway can give has words that say what to do", async (
 test("Agents Availability through the gateway shows the emulator's numbers, as a table and a chart", async () => {
   // The truth, straight from the emulator with a token of a client of our own.
   await emulator("clients", { id: "page-truth", secret: "page-truth-secret", scopes: ["agents-availability:read"] });
-  const tok = await (await fetch(`${stack.emulatorUrl}/Auth/connect/token`, {
-    method: "POST",
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "page-truth", client_secret: "page-truth-secret", scope: "agents-availability:read" }),
-  })).json();
-  const truth = async (q) => (await fetch(`${stack.emulatorUrl}/agents-availability${q}`, { headers: { authorization: `Bearer ${tok.access_token}`, accept: "application/vnd.newvoicemedia.v1+json" } })).json();
+  const tok = await (
+    await fetch(`${stack.emulatorUrl}/Auth/connect/token`, {
+      method: "POST",
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: "page-truth",
+        client_secret: "page-truth-secret",
+        scope: "agents-availability:read",
+      }),
+    })
+  ).json();
+  const truth = async (q) =>
+    (
+      await fetch(`${stack.emulatorUrl}/agents-availability${q}`, {
+        headers: { authorization: `Bearer ${tok.access_token}`, accept: "application/vnd.newvoicemedia.v1+json" },
+      })
+    ).json();
 
   await page.fill("#key-input", stack.key);
   await page.click("text=Use key");
@@ -147,7 +183,10 @@ test("Agents Availability through the gateway shows the emulator's numbers, as a
   await page.click("text=Show availability");
   await page.waitForSelector("#result table");
   const want = await truth("?skillNames=Sales,Service");
-  assert.deepEqual(await cells("#result"), ["Ready", "Away", "Extended Away", "Logged Out"].map((s) => [s, String(want[s])]));
+  assert.deepEqual(
+    await cells("#result"),
+    ["Ready", "Away", "Extended Away", "Logged Out"].map((s) => [s, String(want[s])]),
+  );
   assert.match(await page.textContent("#result caption"), /skills Sales,Service/);
   // one bar per status, the largest full width
   const widths = await page.$$eval("#result .chart .bar", (bars) => bars.map((b) => parseFloat(b.style.width)));
@@ -160,7 +199,10 @@ test("Agents Availability through the gateway shows the emulator's numbers, as a
   await page.click("text=Show availability");
   await page.waitForFunction(() => /all skills/.test(document.querySelector("#result caption")?.textContent));
   const all = await truth("");
-  assert.deepEqual((await cells("#result")).map((r) => r[1]), ["Ready", "Away", "Extended Away", "Logged Out"].map((s) => String(all[s])));
+  assert.deepEqual(
+    (await cells("#result")).map((r) => r[1]),
+    ["Ready", "Away", "Extended Away", "Logged Out"].map((s) => String(all[s])),
+  );
   assert.deepEqual(consoleErrors, []);
   await assertNothingLeaked();
 });
@@ -223,7 +265,9 @@ test("direct mode: the refresh timer refreshes a 5-second token", async () => {
   assert.equal(await page.inputValue("#client-secret"), "", "the secret field is cleared once the client has it");
   assert.match(await page.textContent("#token-preview"), /^.{8}… \(\d+ characters\)$/);
   assert.match(await logText(), /fetched got a new token/);
-  await page.waitForFunction(() => /refreshed refreshed ahead of expiry/.test(document.getElementById("event-log").textContent), null, { timeout: 15_000 });
+  await page.waitForFunction(() => /refreshed refreshed ahead of expiry/.test(document.getElementById("event-log").textContent), null, {
+    timeout: 15_000,
+  });
   // The response listener reads bodies asynchronously: give it a moment to record both.
   for (let i = 0; i < 50 && tokensSeen.size < 2; i++) await page.waitForTimeout(100);
   assert.ok(tokensSeen.size >= 2, "the page's client fetched and refreshed");
@@ -236,7 +280,9 @@ test("direct mode: the refresh timer refreshes a 5-second token", async () => {
 test("direct mode: revoke all tokens -> 401 invalid_token -> new token -> retry, shown in the log", async () => {
   const before = await emulator(`stats?clientId=${stack.direct.clientId}`);
   await page.click("text=Revoke all tokens");
-  await page.waitForFunction(() => /API answered 200 after a retry with a new token/.test(document.getElementById("event-log").textContent));
+  await page.waitForFunction(() =>
+    /API answered 200 after a retry with a new token/.test(document.getElementById("event-log").textContent),
+  );
   const after = await emulator(`stats?clientId=${stack.direct.clientId}`);
   assert.equal(after.api401InvalidToken - before.api401InvalidToken, 1, "the emulator rejected exactly one request");
   assert.match(await logText(), /revoked \d+ token\(s\)/);
@@ -248,7 +294,11 @@ test("direct mode: revoke all tokens -> 401 invalid_token -> new token -> retry,
 test("direct mode: with the token endpoint down the cached token keeps serving", async () => {
   await page.click("text=Token endpoint down");
   await page.waitForSelector("#endpoint-down[aria-pressed=true]");
-  await page.waitForFunction(() => /failed token_endpoint: .* still serving the cached token/.test(document.getElementById("event-log").textContent), null, { timeout: 15_000 });
+  await page.waitForFunction(
+    () => /failed token_endpoint: .* still serving the cached token/.test(document.getElementById("event-log").textContent),
+    null,
+    { timeout: 15_000 },
+  );
   // The refresh failed at the refresh-ahead point (half the lifetime): the token has a
   // couple of seconds left, and a call now is served with it.
   const issued = (await emulator(`stats?clientId=${stack.direct.clientId}`)).tokenAttempts;
@@ -258,11 +308,15 @@ test("direct mode: with the token endpoint down the cached token keeps serving",
   await page.click("text=Bring token endpoint back");
   await page.waitForSelector("#endpoint-down[aria-pressed=false]");
   // Once it is back, the refresh timer (retrying with backoff) gets a new token.
-  await page.waitForFunction(() => {
-    const lis = [...document.querySelectorAll("#event-log li")].map((li) => li.textContent);
-    const back = lis.findIndex((t) => /token endpoint is back/.test(t));
-    return lis.slice(0, back).some((t) => /fetched|refreshed/.test(t));
-  }, null, { timeout: 15_000 });
+  await page.waitForFunction(
+    () => {
+      const lis = [...document.querySelectorAll("#event-log li")].map((li) => li.textContent);
+      const back = lis.findIndex((t) => /token endpoint is back/.test(t));
+      return lis.slice(0, back).some((t) => /fetched|refreshed/.test(t));
+    },
+    null,
+    { timeout: 15_000 },
+  );
   await page.click("text=Call Agents Availability");
   await page.waitForFunction(() => /API answered 200/.test(document.querySelector("#event-log li")?.textContent));
   assert.ok((await emulator(`stats?clientId=${stack.direct.clientId}`)).tokenAttempts > issued);

@@ -29,8 +29,12 @@ test("the emulator unless a client secret is configured; the environment wins ov
   assert.equal(chooseVcc({}, none).real, false);
   assert.equal(chooseVcc({}, "/no/such/file").real, false);
   const env = chooseVcc({ VCC_REGION: "nam", VCC_CLIENT_ID: "id", VCC_CLIENT_SECRET: "s3cret" }, none);
-  assert.deepEqual(env, { real: true, from: "the environment", vars: { VCC_REGION: "nam", VCC_CLIENT_ID: "id", VCC_CLIENT_SECRET: "s3cret" } });
-  const file = devVars('VCC_REGION=apac\nVCC_CLIENT_ID="file-id"\nexport VCC_CLIENT_SECRET=\'file secret\'\n# VCC_AUTH_BASE_URL=x\n');
+  assert.deepEqual(env, {
+    real: true,
+    from: "the environment",
+    vars: { VCC_REGION: "nam", VCC_CLIENT_ID: "id", VCC_CLIENT_SECRET: "s3cret" },
+  });
+  const file = devVars("VCC_REGION=apac\nVCC_CLIENT_ID=\"file-id\"\nexport VCC_CLIENT_SECRET='file secret'\n# VCC_AUTH_BASE_URL=x\n");
   const fromFile = chooseVcc({ VCC_REGION: "emea" }, file);
   assert.equal(fromFile.from, "worker/.dev.vars");
   assert.deepEqual(fromFile.vars, { VCC_REGION: "emea", VCC_CLIENT_ID: "file-id", VCC_CLIENT_SECRET: "file secret" });
@@ -39,28 +43,47 @@ test("the emulator unless a client secret is configured; the environment wins ov
   const example = chooseVcc({}, join(ROOT, "worker/.dev.vars.example"));
   assert.equal(example.real, false, "an unedited copy of .dev.vars.example is not real credentials");
   assert.match(example.why, /placeholder/);
-  assert.deepEqual(parseDotenv("A=1\n  B = two words \nnot a line\nC=\"q\"\n"), { A: "1", B: "two words", C: "q" });
+  assert.deepEqual(parseDotenv('A=1\n  B = two words \nnot a line\nC="q"\n'), { A: "1", B: "two words", C: "q" });
 });
 
 test("the demo key joins existing GATEWAY_KEYS; bad GATEWAY_KEYS is named, not echoed", () => {
-  assert.deepEqual(JSON.parse(withDemoKey('{"old-key-0123456789":["stats"]}', "k")), { "old-key-0123456789": ["stats"], k: ["agents-availability:read", "users:read", "stats"] });
+  assert.deepEqual(JSON.parse(withDemoKey('{"old-key-0123456789":["stats"]}', "k")), {
+    "old-key-0123456789": ["stats"],
+    k: ["agents-availability:read", "users:read", "stats"],
+  });
   assert.deepEqual(Object.keys(JSON.parse(withDemoKey(undefined, "k"))), ["k"]);
   for (const bad of ["{nope", "[]", "null"]) {
-    assert.throws(() => withDemoKey(bad, "k"), (e) => /GATEWAY_KEYS/.test(e.message) && !e.message.includes(bad));
+    assert.throws(
+      () => withDemoKey(bad, "k"),
+      (e) => /GATEWAY_KEYS/.test(e.message) && !e.message.includes(bad),
+    );
   }
 });
 
-test("real-VCC settings from the environment reach the gateway, and no emulator is started", { skip: !EMU && "needs VCC_EMULATOR_URL", timeout: 120_000 }, async () => {
+test("real-VCC settings from the environment reach the gateway, and no emulator is started", {
+  skip: !EMU && "needs VCC_EMULATOR_URL",
+  timeout: 120_000,
+}, async () => {
   const id = `real-${Date.now()}`;
   const secret = `real-secret-${Math.random().toString(36).slice(2)}`;
-  await fetch(`${EMU}/_emulator/clients`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id, secret, scopes: ["stats"] }) });
-  const vcc = chooseVcc({ VCC_REGION: "emea", VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: secret, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU }, "/no/such/file");
+  await fetch(`${EMU}/_emulator/clients`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id, secret, scopes: ["stats"] }),
+  });
+  const vcc = chooseVcc(
+    { VCC_REGION: "emea", VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: secret, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU },
+    "/no/such/file",
+  );
   const stack = await startStack({ vcc });
   try {
     assert.equal(stack.real, true);
     assert.equal(stack.emulatorUrl, undefined);
     assert.equal(stack.direct, undefined);
-    assert.deepEqual(stack.procs.map((p) => p.name), ["gateway"]);
+    assert.deepEqual(
+      stack.procs.map((p) => p.name),
+      ["gateway"],
+    );
     const r = await fetch(`${stack.gatewayUrl}/api/stats/agent-status`, { headers: { authorization: `Bearer ${stack.key}` } });
     assert.equal(r.status, 200);
     const stats = await (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
@@ -72,7 +95,9 @@ test("real-VCC settings from the environment reach the gateway, and no emulator 
   }
 });
 
-test("make demo's script prints the page, the key and the direct-mode client, and Ctrl-C stops everything", { timeout: 150_000 }, async () => {
+test("make demo's script prints the page, the key and the direct-mode client, and Ctrl-C stops everything", {
+  timeout: 150_000,
+}, async () => {
   const child = spawn(process.execPath, [join(ROOT, "scripts/demo.mjs")], {
     // Port 0: any free port, so this runs beside a `make demo` in use.
     env: { ...process.env, DEMO_EMULATOR: "1", DEMO_PORT: "0", DEMO_EMULATOR_PORT: "0" },

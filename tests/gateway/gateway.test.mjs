@@ -4,7 +4,17 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { EMU, rnd, control, raw, startGateway, allOutput, stats as statsOf, received as receivedOf, tokenRequests as tokenRequestsOf } from "./helpers.mjs";
+import {
+  EMU,
+  rnd,
+  control,
+  raw,
+  startGateway,
+  allOutput,
+  stats as statsOf,
+  received as receivedOf,
+  tokenRequests as tokenRequestsOf,
+} from "./helpers.mjs";
 
 const CLIENT = `gw-${rnd()}`;
 const SECRET = `gw-secret-${rnd()}-${rnd()}`;
@@ -24,7 +34,8 @@ const get = (path, { key = KEY_ALL, headers = {}, ...init } = {}) =>
 async function jsonOf(res) {
   const text = await res.text();
   for (const [k, v] of res.headers) assert.ok(!k.toLowerCase().startsWith("set-cookie"), `response header ${k}: ${v}`);
-  for (const s of [SECRET, KEY_ALL, KEY_STATS, ...seenTokens]) assert.ok(!text.includes(s), "a secret, key or token leaked into a response");
+  for (const s of [SECRET, KEY_ALL, KEY_STATS, ...seenTokens])
+    assert.ok(!text.includes(s), "a secret, key or token leaked into a response");
   return JSON.parse(text);
 }
 
@@ -49,7 +60,10 @@ after(async () => {
 test("100 concurrent cold requests: exactly 1 token request, 100 x 200", async () => {
   const before = await tokenRequests();
   const all = await Promise.all(Array.from({ length: 100 }, () => get("/api/agents-availability?skillNames=Sales")));
-  assert.deepEqual(all.map((r) => r.status), Array(100).fill(200));
+  assert.deepEqual(
+    all.map((r) => r.status),
+    Array(100).fill(200),
+  );
   assert.deepEqual(await jsonOf(all[0]), { Ready: 10, Away: 3, "Extended Away": 0, "Logged Out": 2 });
   assert.equal((await tokenRequests()) - before, 1);
 });
@@ -58,12 +72,13 @@ test("keys: none or unknown -> 401, key without the scope -> 403, nothing forwar
   const n = (await received()).length;
   let r = await get("/api/stats/agent-status", { key: null });
   assert.equal(r.status, 401);
-  assert.equal((await jsonOf(r)).error, "unauthorized");
+  assert.equal((await jsonOf(r)).error, "no_key");
   r = await get("/api/stats/agent-status", { key: "not-a-real-gateway-key" });
   assert.equal(r.status, 401);
+  assert.equal((await jsonOf(r)).error, "unknown_key");
   r = await get("/api/useradmin/users", { key: KEY_STATS });
   assert.equal(r.status, 403);
-  assert.equal((await jsonOf(r)).error, "forbidden");
+  assert.equal((await jsonOf(r)).error, "scope_denied");
   r = await get("/api/stats/agent-status", { key: KEY_STATS });
   assert.equal(r.status, 200);
   assert.equal((await received()).length, n + 1, "only the allowed request reached VCC");
@@ -72,10 +87,15 @@ test("keys: none or unknown -> 401, key without the scope -> 403, nothing forwar
 test("routes: unknown -> 404, wrong method -> 405, writes pass with the body", async () => {
   let r = await get("/api/no-such-api");
   assert.equal(r.status, 404);
-  assert.equal((await jsonOf(r)).error, "not_found");
+  assert.equal((await jsonOf(r)).error, "route_not_found");
   r = await get("/api/stats/agent-status", { method: "POST", body: "{}" });
   assert.equal(r.status, 405);
-  r = await get("/api/useradmin/users/3", { method: "PUT", body: JSON.stringify({ firstName: "Ada" }), headers: { "content-type": "application/json" } });
+  assert.equal((await jsonOf(r)).error, "method_not_allowed");
+  r = await get("/api/useradmin/users/3", {
+    method: "PUT",
+    body: JSON.stringify({ firstName: "Ada" }),
+    headers: { "content-type": "application/json" },
+  });
   assert.equal(r.status, 200);
   assert.equal((await jsonOf(r)).received.firstName, "Ada");
 });
@@ -128,12 +148,19 @@ test("CORS: listed origin gets headers, others 403 with none, preflight answered
   assert.equal(r.headers.get("access-control-allow-origin"), ALLOWED);
   r = await get("/api/stats/agent-status", { headers: { origin: "http://evil.example.test" } });
   assert.equal(r.status, 403);
+  assert.equal((await jsonOf(r)).error, "origin_denied");
   assert.equal(r.headers.get("access-control-allow-origin"), null);
-  r = await fetch(`${gw.base}/api/useradmin/users/1`, { method: "OPTIONS", headers: { origin: ALLOWED, "access-control-request-method": "PUT", "access-control-request-headers": "authorization, content-type" } });
+  r = await fetch(`${gw.base}/api/useradmin/users/1`, {
+    method: "OPTIONS",
+    headers: { origin: ALLOWED, "access-control-request-method": "PUT", "access-control-request-headers": "authorization, content-type" },
+  });
   assert.equal(r.status, 204);
   assert.equal(r.headers.get("access-control-allow-origin"), ALLOWED);
   assert.match(r.headers.get("access-control-allow-headers"), /Authorization/);
-  r = await fetch(`${gw.base}/api/useradmin/users/1`, { method: "OPTIONS", headers: { origin: "http://evil.example.test", "access-control-request-method": "PUT" } });
+  r = await fetch(`${gw.base}/api/useradmin/users/1`, {
+    method: "OPTIONS",
+    headers: { origin: "http://evil.example.test", "access-control-request-method": "PUT" },
+  });
   assert.equal(r.status, 403);
   assert.equal(r.headers.get("access-control-allow-origin"), null);
 });
@@ -143,7 +170,7 @@ test("bodies over 1 MiB -> 413, by Content-Length and by streamed length", async
   const big = "x".repeat((1 << 20) + 1);
   let r = await get("/api/useradmin/users/3", { method: "PUT", body: big });
   assert.equal(r.status, 413);
-  assert.equal((await jsonOf(r)).error, "payload_too_large");
+  assert.equal((await jsonOf(r)).error, "body_too_large");
   const stream = new ReadableStream({
     start(c) {
       for (let i = 0; i < 17; i++) c.enqueue(new Uint8Array(65536));
@@ -170,7 +197,7 @@ test("token endpoint down -> 502 token_endpoint with no detail; upstream slow ->
   await control("faults", { clientId: CLIENT, tokenDown: true });
   let r = await get("/api/agents-availability");
   assert.equal(r.status, 502);
-  assert.deepEqual(await jsonOf(r), { error: "token_endpoint", message: "the gateway could not get a VCC token" });
+  assert.deepEqual(await jsonOf(r), { error: "token_failed", message: "the gateway could not get a VCC token" });
   await control("faults", { clientId: CLIENT, apiDelayMs: 3000 });
   r = await get("/api/agents-availability");
   assert.equal(r.status, 504);
@@ -212,7 +239,9 @@ test("the request that starts the token fetch is aborted by its client: the 20 w
     const abort = new AbortController();
     const first = get("/api/interaction-content/interactions?start=2026-01-01", { signal: abort.signal }).catch((e) => e.name);
     await new Promise((r) => setTimeout(r, 100));
-    const others = Array.from({ length: 20 }, () => get("/api/interaction-content/interactions?start=2026-01-01", { signal: AbortSignal.timeout(20_000) }).then((r) => r.status));
+    const others = Array.from({ length: 20 }, () =>
+      get("/api/interaction-content/interactions?start=2026-01-01", { signal: AbortSignal.timeout(20_000) }).then((r) => r.status),
+    );
     await new Promise((r) => setTimeout(r, 100));
     abort.abort();
     assert.equal(await first, "AbortError");
@@ -231,8 +260,15 @@ test("a refresh started by a request that has already answered survives it (ctx.
   // join timeout and fetch again (another 6 s).
   const id = `gwwu-${rnd()}`;
   await control("clients", { id, secret: SECRET, scopes: ["*"], lifetimeSeconds: 10 });
-  const g = await startGateway({ VCC_CLIENT_ID: id, VCC_CLIENT_SECRET: SECRET, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }) });
-  const call = () => fetch(`${g.base}/api/stats/interactions`, { headers: { authorization: `Bearer ${KEY_ALL}` }, signal: AbortSignal.timeout(30_000) });
+  const g = await startGateway({
+    VCC_CLIENT_ID: id,
+    VCC_CLIENT_SECRET: SECRET,
+    VCC_AUTH_BASE_URL: EMU,
+    VCC_API_BASE_URL: EMU,
+    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }),
+  });
+  const call = () =>
+    fetch(`${g.base}/api/stats/interactions`, { headers: { authorization: `Bearer ${KEY_ALL}` }, signal: AbortSignal.timeout(30_000) });
   try {
     const t0 = Date.now();
     assert.equal((await call()).status, 200);
@@ -268,7 +304,11 @@ test("5-second tokens over 15 s of traffic: no errors, a handful of token reques
     const end = Date.now() + 15_000;
     let calls = 0;
     while (Date.now() < end) {
-      const batch = await Promise.all(Array.from({ length: 5 }, () => fetch(`${short.base}/api/stats/queue-times`, { headers: { authorization: `Bearer ${KEY_ALL}` } }).then((r) => r.status)));
+      const batch = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          fetch(`${short.base}/api/stats/queue-times`, { headers: { authorization: `Bearer ${KEY_ALL}` } }).then((r) => r.status),
+        ),
+      );
       for (const st of batch) statuses[st] = (statuses[st] ?? 0) + 1;
       calls += batch.length;
       await new Promise((r) => setTimeout(r, 50));
@@ -284,12 +324,18 @@ test("5-second tokens over 15 s of traffic: no errors, a handful of token reques
 });
 
 test("misconfiguration: every request 500 naming the setting, never a value", async () => {
-  const bad = await startGateway({ VCC_CLIENT_SECRET: SECRET, VCC_AUTH_BASE_URL: EMU, VCC_API_BASE_URL: EMU, GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }) });
+  const bad = await startGateway({
+    VCC_CLIENT_SECRET: SECRET,
+    VCC_AUTH_BASE_URL: EMU,
+    VCC_API_BASE_URL: EMU,
+    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }),
+  });
   try {
     const r = await fetch(`${bad.base}/api/stats/agent-status`, { headers: { authorization: `Bearer ${KEY_ALL}` } });
     assert.equal(r.status, 500);
     const body = await jsonOf(r);
     assert.equal(body.error, "gateway_misconfigured");
+    assert.equal(body.setting, "VCC_CLIENT_ID");
     assert.match(body.message, /^VCC_CLIENT_ID /);
     for (let i = 0; i < 40 && !/gateway_misconfigured.*VCC_CLIENT_ID/.test(bad.out.text); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(bad.out.text, /gateway_misconfigured.*VCC_CLIENT_ID/, "the log names the setting");
@@ -301,7 +347,11 @@ test("misconfiguration: every request 500 naming the setting, never a value", as
 
 test("no secret, gateway key or token in any log line", async () => {
   // collect the tokens the emulator issued to this client from a token request of our own
-  const t = await fetch(`${EMU}/Auth/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `grant_type=client_credentials&scope=stats&client_id=${CLIENT}&client_secret=${SECRET}` });
+  const t = await fetch(`${EMU}/Auth/connect/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: `grant_type=client_credentials&scope=stats&client_id=${CLIENT}&client_secret=${SECRET}`,
+  });
   seenTokens.add((await t.json()).access_token);
   const all = allOutput();
   assert.match(all, /"route":"\/agents-availability"/, "the structured log lines are there");

@@ -14,7 +14,11 @@ export const rnd = () => Math.random().toString(36).slice(2);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function control(path, body) {
-  const r = await fetch(`${EMU}/_emulator/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const r = await fetch(`${EMU}/_emulator/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   assert.equal(r.status, 200, path);
 }
 export const stats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
@@ -42,13 +46,24 @@ export const allOutput = () => outputs.map((o) => o.output).join("\n----\n");
 export async function startGateway(vars) {
   const dir = mkdtempSync(join(tmpdir(), "gw-"));
   const envFile = join(dir, ".env");
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n", { mode: 0o600 });
+  writeFileSync(
+    envFile,
+    `${Object.entries(vars)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n")}\n`,
+    { mode: 0o600 },
+  );
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const proc = startChild("wrangler", join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"], {
-    cwd: join(ROOT, "worker"),
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-  });
+  const proc = startChild(
+    "wrangler",
+    join(ROOT, "node_modules/.bin/wrangler"),
+    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"],
+    {
+      cwd: join(ROOT, "worker"),
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    },
+  );
   outputs.push(proc);
   const out = {
     get text() {
@@ -74,7 +89,14 @@ export function raw(base, requestLine, headers = {}, { body, trickle } = {}) {
   return new Promise((resolve, reject) => {
     let timer;
     const sock = connect(Number(port), hostname, () => {
-      const lines = [requestLine, `Host: ${hostname}:${port}`, "Connection: close", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""];
+      const lines = [
+        requestLine,
+        `Host: ${hostname}:${port}`,
+        "Connection: close",
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+        "",
+        "",
+      ];
       sock.write(lines.join("\r\n"));
       if (body && !trickle) sock.write(body);
       if (body && trickle) {

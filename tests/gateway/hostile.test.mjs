@@ -5,7 +5,21 @@
 // statuses.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { EMU, OTHER_ORIGIN, rnd, sleep, control, raw, startGateway, allOutput, newClient, stats, received, tokenRequests, stolen } from "./helpers.mjs";
+import {
+  EMU,
+  OTHER_ORIGIN,
+  rnd,
+  sleep,
+  control,
+  raw,
+  startGateway,
+  allOutput,
+  newClient,
+  stats,
+  received,
+  tokenRequests,
+  stolen,
+} from "./helpers.mjs";
 
 const KEY_ALL = `key-all-${rnd()}${rnd()}`;
 const KEY_STATS = `key-stats-${rnd()}${rnd()}`;
@@ -24,7 +38,10 @@ const isJson = (t) => {
     return false;
   }
 };
-const logLines = () => allOutput().split("\n").filter((l) => l.startsWith("{"));
+const logLines = () =>
+  allOutput()
+    .split("\n")
+    .filter((l) => l.startsWith("{"));
 
 before(async () => {
   client = await newClient("hostile");
@@ -52,12 +69,15 @@ test("a token endpoint redirect: 502, and neither the secret nor the form goes a
     // a scope never fetched in this isolate, so the gateway must ask for a token
     const r = await call(status === 307 ? "/api/agents-availability" : "/api/useradmin/users");
     assert.equal(r.status, 502, `HTTP ${status}`);
-    assert.equal((await r.json()).error, "token_endpoint");
+    assert.equal((await r.json()).error, "token_failed");
     assert.deepEqual(await stolen(`${client.id}-token`), [], `the redirect target got the token request (HTTP ${status})`);
   }
   await faults({});
   for (let i = 0; i < 20 && !logLines().some((l) => l.includes('"detail":"redirect"')); i++) await sleep(100);
-  assert.ok(logLines().some((l) => l.includes('"detail":"redirect"')), "the log says why");
+  assert.ok(
+    logLines().some((l) => l.includes('"detail":"redirect"')),
+    "the log says why",
+  );
 });
 
 test("API redirects are never followed: same origin, other origin, loops", async () => {
@@ -74,7 +94,11 @@ test("API redirects are never followed: same origin, other origin, loops", async
     assert.equal(r.headers.get("location"), null);
     assert.equal((await r.json()).error, "upstream_redirect");
     const after = await received(client.id);
-    assert.deepEqual(after.slice(before).map((s) => s.path), ["/stats/agent-status"], `${target}: one upstream call, no follow`);
+    assert.deepEqual(
+      after.slice(before).map((s) => s.path),
+      ["/stats/agent-status"],
+      `${target}: one upstream call, no follow`,
+    );
   }
   assert.deepEqual(await stolen(`${client.id}-api`), [], "the other origin got the call");
   await faults({});
@@ -88,7 +112,15 @@ test("response headers pass by allow-list: no echoed token, CORS grant, Location
     for (const origin of [undefined, ALLOWED]) {
       const r = await call("/api/stats/agent-status", { headers: origin ? { origin } : {} });
       assert.equal(r.status, 200);
-      for (const h of ["authorization", "access-control-allow-credentials", "location", "refresh", "etag", "x-upstream-secret", "set-cookie"]) {
+      for (const h of [
+        "authorization",
+        "access-control-allow-credentials",
+        "location",
+        "refresh",
+        "etag",
+        "x-upstream-secret",
+        "set-cookie",
+      ]) {
         assert.equal(r.headers.get(h), null, `${h} passed (origin ${origin})`);
       }
       assert.equal(r.headers.get("access-control-allow-origin"), origin ?? null, "only the gateway decides CORS");
@@ -148,7 +180,12 @@ test("a caller's body that trickles: 408 body_timeout at BODY_TIMEOUT_MS, nothin
   const before = (await received(client.id)).length;
   const t0 = Date.now();
   const body = JSON.stringify({ firstName: "Ada", padding: "x".repeat(60) });
-  const r = await raw(gw.base, "PUT /api/useradmin/users/3 HTTP/1.1", { authorization: `Bearer ${KEY_ALL}`, "content-type": "application/json", "content-length": String(body.length) }, { body, trickle: 300 });
+  const r = await raw(
+    gw.base,
+    "PUT /api/useradmin/users/3 HTTP/1.1",
+    { authorization: `Bearer ${KEY_ALL}`, "content-type": "application/json", "content-length": String(body.length) },
+    { body, trickle: 300 },
+  );
   assert.equal(r.status, 408, r.text.slice(0, 300));
   assert.match(r.text, /"error":"body_timeout"/);
   assert.ok(Date.now() - t0 < 6000, `held ${Date.now() - t0} ms`);
@@ -203,6 +240,7 @@ test("paths that some server could read as traversal or a header never reach VCC
   ]) {
     const r = await raw(gw.base, `GET ${path} HTTP/1.1`, { authorization: `Bearer ${KEY_STATS}` });
     assert.equal(r.status, 404, `${path} -> ${r.status}`);
+    assert.match(r.text, /"error":"path_not_plain"/, path);
   }
   const after = await received(client.id);
   assert.equal(after.length, before, `forwarded: ${JSON.stringify(after.slice(before).map((s) => s.path))}`);

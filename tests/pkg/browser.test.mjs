@@ -58,7 +58,16 @@ before(async () => {
   origin = `http://127.0.0.1:${server.address().port}`;
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
-    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: [
+      "--headless=new",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
 });
 
@@ -70,12 +79,19 @@ after(async () => {
 test("browser: imports vcc-auth by name with no init and calls VCC through it", async () => {
   const tab = await browser.newPage();
   const problems = [];
-  tab.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") problems.push(m.text()); });
+  tab.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") problems.push(m.text());
+  });
   tab.on("pageerror", (e) => problems.push(String(e)));
   await tab.goto(origin);
   await tab.waitForFunction(() => window.result !== undefined, null, { timeout: 15_000 });
   const result = await tab.evaluate(() => window.result);
-  assert.deepEqual(result, { same: true, length: result.length, status: 200, body: { Ready: 7, Away: 1, "Extended Away": 2, "Logged Out": 4 } });
+  assert.deepEqual(result, {
+    same: true,
+    length: result.length,
+    status: 200,
+    body: { Ready: 7, Away: 1, "Extended Away": 2, "Logged Out": 4 },
+  });
   assert.deepEqual(problems, []);
   const stats = await (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
   assert.equal(stats.tokenRequests.stats, 1);

@@ -48,7 +48,11 @@ test("the cached fast path never serves a token the cache dropped", async () => 
   const t3 = await client.getToken(scope);
   assert.notEqual(t3, t2, "invalidate() of everything drops it");
   // VCC rejects the token (revoked): fetch refreshes and retries, and getToken follows
-  await fetch(`${EMU}/_emulator/revoke`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ clientId: c.id }) });
+  await fetch(`${EMU}/_emulator/revoke`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ clientId: c.id }),
+  });
   assert.equal((await client.fetch("/agents-availability")).status, 200);
   const t4 = await client.getToken(scope);
   assert.notEqual(t4, t3, "a token VCC rejected is not served again");
@@ -70,7 +74,10 @@ test("errors are Error objects named VccError with a stable code and no secret",
     assert.ok(!(e.stack ?? "").includes("pkg-wrong-secret-value"));
     return true;
   });
-  assert.throws(() => new VccClient({ region: "emea", clientId: "x" }), (e) => e.name === "VccError" && e.code === "invalid_config" && /clientSecret/.test(e.message));
+  assert.throws(
+    () => new VccClient({ region: "emea", clientId: "x" }),
+    (e) => e.name === "VccError" && e.code === "invalid_config" && /clientSecret/.test(e.message),
+  );
   client.close();
 });
 
@@ -91,8 +98,14 @@ test("a Node process using the client exits by itself (refresh timers are unref'
   const started = Date.now();
   const code = await new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script.pathname], { stdio: ["ignore", "pipe", "inherit"] });
-    const killer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error("the process did not exit by itself within 15 s")); }, 15_000);
-    child.on("exit", (code) => { clearTimeout(killer); resolve(code); });
+    const killer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error("the process did not exit by itself within 15 s"));
+    }, 15_000);
+    child.on("exit", (code) => {
+      clearTimeout(killer);
+      resolve(code);
+    });
   });
   assert.equal(code, 0);
   assert.ok(Date.now() - started < 15_000);
@@ -104,9 +117,17 @@ async function runChild(name, source, nodeArgs = []) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, script.pathname], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
-    child.stdout.on("data", (d) => { out += d; });
-    const killer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`${name} did not exit within 20 s`)); }, 20_000);
-    child.on("exit", (code) => { clearTimeout(killer); resolve({ code, out }); });
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    const killer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not exit within 20 s`));
+    }, 20_000);
+    child.on("exit", (code) => {
+      clearTimeout(killer);
+      resolve({ code, out });
+    });
   });
 }
 

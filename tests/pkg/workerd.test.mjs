@@ -18,7 +18,9 @@ const freePort = () =>
     });
   });
 
-let dev, base, output = "";
+let dev,
+  base,
+  output = "";
 const id = `workerd-${Math.random().toString(36).slice(2)}`;
 const secret = `workerd-secret-${id}`;
 
@@ -31,14 +33,35 @@ before(async () => {
   assert.equal(r.status, 200);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  dev = spawn(WRANGLER, ["dev", "--ip", "127.0.0.1", "--port", String(port), "--log-level", "warn",
-    "--var", `EMU:${EMU}`, "--var", `CLIENT_ID:${id}`, "--var", `CLIENT_SECRET:${secret}`], {
-    cwd: new URL("./workerd/", import.meta.url),
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-    stdio: ["ignore", "pipe", "pipe"],
+  dev = spawn(
+    WRANGLER,
+    [
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--log-level",
+      "warn",
+      "--var",
+      `EMU:${EMU}`,
+      "--var",
+      `CLIENT_ID:${id}`,
+      "--var",
+      `CLIENT_SECRET:${secret}`,
+    ],
+    {
+      cwd: new URL("./workerd/", import.meta.url),
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  dev.stdout.on("data", (d) => {
+    output += d;
   });
-  dev.stdout.on("data", (d) => { output += d; });
-  dev.stderr.on("data", (d) => { output += d; });
+  dev.stderr.on("data", (d) => {
+    output += d;
+  });
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {

@@ -20,7 +20,12 @@ export default {
         return new Response(res.body, { status: res.status, headers: { "content-type": "application/json" } });
       }
       if (pathname === "/wrong-secret") {
-        const bad = new VccClient({ clientId: env.CLIENT_ID, clientSecret: "workerd-wrong-secret", authBaseUrl: env.EMU, apiBaseUrl: env.EMU });
+        const bad = new VccClient({
+          clientId: env.CLIENT_ID,
+          clientSecret: "workerd-wrong-secret",
+          authBaseUrl: env.EMU,
+          apiBaseUrl: env.EMU,
+        });
         await bad.getToken("stats");
         return Response.json({ unexpected: "success" });
       }
