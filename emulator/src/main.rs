@@ -1,7 +1,7 @@
 //! vcc-emulator: a local stand-in for Vonage Contact Center, so the tests and the demo
 //! run with no credentials and no network.
 //!
-//! It behaves like VCC as described in vcc-facts.md: the token endpoint (form or Basic
+//! It behaves like VCC as described in docs/vcc.md: the token endpoint (form or Basic
 //! client auth, RFC 6749 error bodies), JWT-looking tokens with `exp`, the APIs of the
 //! route table with VCC's three different 401 bodies and the versioned `Accept` check,
 //! plus control endpoints under `/_emulator/` for fault injection, revocation and
