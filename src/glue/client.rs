@@ -13,9 +13,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use web_sys::{Request, RequestInit, RequestRedirect, Response};
 
-use super::http::{bearer, exchange, request_token, upstream_fetch, ExchangeError, Lease, TokenSource, Transport};
+use super::http::{bearer, request_token, upstream_fetch, Transport};
 use super::js::{is_workerd, now_ms, to_js_error, Obj, Timer};
-use crate::core::cache::{Event, FlightId, Plan, TokenCache};
+use super::tokens::{exchange, ExchangeError, Lease, TokenSource};
+use crate::core::cache::{Event, FlightId, Info, Plan, TokenCache};
 use crate::core::config::{RawConfig, Settings, OPTION_NAMES};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::routes::{self, RouteMatch, DEFAULT_ACCEPT};
@@ -229,8 +230,7 @@ impl VccClient {
     #[wasm_bindgen(js_name = tokenInfo, unchecked_return_type = "VccTokenInfo | undefined")]
     pub fn token_info(&self, scope: &str) -> Result<JsValue, JsValue> {
         let key = self.inner.key_for(scope).map_err(|e| to_js_error(&e))?;
-        let state = self.inner.state.borrow();
-        let Some(info) = state.cache.info(&key) else {
+        let Some((_, info)) = self.inner.health().into_iter().find(|(k, _)| *k == key) else {
             return Ok(JsValue::UNDEFINED);
         };
         let o = Obj::new();
@@ -455,14 +455,13 @@ impl Inner {
         manual.set_redirect(RequestRedirect::Manual);
         let request = Request::new_with_request_and_init(&request, &manual)
             .map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
-        let source = ClientTokens { inner: &self, key: &key };
         let send = async |token: &AccessToken| {
             let attempt = request
                 .clone()
                 .map_err(|_| err(VccError::config("init", "has a body that cannot be sent (already used?)")))?;
             send_api(&attempt, token, accept).await
         };
-        match exchange(&source, send).await {
+        match exchange(&self, &key, &JsValue::UNDEFINED, send).await {
             Ok((response, _)) => Ok(response.into()),
             Err(ExchangeError::Token(e)) => Err(err(e)),
             Err(ExchangeError::Send(e)) => Err(e),
@@ -470,26 +469,29 @@ impl Inner {
     }
 }
 
-/// The client's cache as a [`TokenSource`] for one key.
-struct ClientTokens<'a> {
-    inner: &'a Rc<Inner>,
-    key: &'a CacheKey,
-}
+/// The client's cache as a [`TokenSource`]: flights run in `spawn_local`, nothing
+/// needs keeping alive.
+impl TokenSource for Rc<Inner> {
+    type Key = CacheKey;
 
-impl TokenSource for ClientTokens<'_> {
-    async fn token(&self) -> Result<Lease, VccError> {
-        self.inner.token_for(self.key).await
+    async fn token(&self, key: &CacheKey, _keep_alive: &JsValue) -> Result<Lease, VccError> {
+        self.token_for(key).await
     }
 
-    fn reject(&self, token: &AccessToken) {
-        let mut state = self.inner.state.borrow_mut();
-        if state.cache.invalidate_if(self.key, token, now_ms()) {
-            state.forget_fresh(Some(self.key));
+    fn reject(&self, key: &CacheKey, token: &AccessToken) {
+        let mut state = self.state.borrow_mut();
+        if state.cache.invalidate_if(key, token, now_ms()) {
+            state.forget_fresh(Some(key));
         }
     }
 
-    fn confirm(&self, token: &AccessToken) {
-        self.inner.state.borrow_mut().cache.confirm(self.key, token);
+    fn confirm(&self, key: &CacheKey, token: &AccessToken) {
+        self.state.borrow_mut().cache.confirm(key, token);
+    }
+
+    fn health(&self) -> Vec<(CacheKey, Info)> {
+        let state = self.state.borrow();
+        state.cache.keys().filter_map(|k| Some((k.clone(), state.cache.info(k)?))).collect()
     }
 }
 

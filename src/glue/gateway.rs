@@ -27,12 +27,10 @@ use web_sys::{
     StreamPipeOptions, TransformStream,
 };
 
-use super::http::{
-    bearer, concat, deadline, exchange, next_chunk, request_init, request_token, upstream_fetch, CacheUse,
-    ExchangeError, Lease, TokenSource, Transport,
-};
+use super::http::{bearer, concat, deadline, next_chunk, request_init, request_token, upstream_fetch, Transport};
 use super::js::{console_error, console_log, now_ms, to_js_error, Obj, Timer};
-use crate::core::cache::{FlightId, Plan, TokenCache};
+use super::tokens::{exchange, CacheUse, ExchangeError, Lease, TokenSource};
+use crate::core::cache::{FlightId, Info, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::{
     cors_headers, forward_request_header, health_json, misconfigured_json, needs_versioned_accept,
@@ -48,12 +46,26 @@ use crate::core::url::push_u64;
 const JOIN_TIMEOUT_MS: u64 = 12_000;
 
 struct Inner {
-    config: Result<GatewayConfig, Misconfigured>,
+    /// What a well-configured gateway works with, or the setting that is wrong.
+    setup: Result<Setup, Misconfigured>,
     assets: Option<JsValue>,
-    /// Waiters are the `resolve` functions of promises each waiting request created.
-    cache: RefCell<TokenCache<ScopeSet, Function>>,
     /// A do-nothing rejection handler, made once (workerd allows no `new Function`).
     ignore: Closure<dyn FnMut(JsValue)>,
+}
+
+struct Setup {
+    config: Rc<GatewayConfig>,
+    /// Where requests get their tokens: the seam. Today the isolate's own cache; a source
+    /// of another kind plugs in here, and the request path does not change.
+    tokens: Rc<IsolateTokens>,
+}
+
+/// The isolate's token cache, as a [`TokenSource`] keyed by scope set. See the module
+/// docs for how single-flight survives workerd's request boundaries.
+struct IsolateTokens {
+    config: Rc<GatewayConfig>,
+    /// Waiters are the `resolve` functions of promises each waiting request created.
+    cache: RefCell<TokenCache<ScopeSet, Function>>,
 }
 
 /// The edge gateway: `new Gateway(env)` once per isolate, then
@@ -295,17 +307,17 @@ impl Gateway {
             upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
             body_timeout_ms: env_string(&env, "BODY_TIMEOUT_MS"),
         };
-        let config = genv.validate();
-        let margins = match &config {
-            Ok(c) => c.settings.margins,
-            Err(m) => {
-                console_error(&misconfigured_json(m));
-                Default::default()
-            }
-        };
+        let setup = genv.validate().map(|config| {
+            let config = Rc::new(config);
+            let cache = RefCell::new(TokenCache::new(config.settings.margins));
+            Setup { tokens: Rc::new(IsolateTokens { config: config.clone(), cache }), config }
+        });
+        if let Err(m) = &setup {
+            console_error(&misconfigured_json(m));
+        }
         let assets = Reflect::get(&env, &"ASSETS".into()).ok().filter(JsValue::is_object);
         let ignore = Closure::new(|_: JsValue| {});
-        Gateway { inner: Rc::new(Inner { config, assets, cache: RefCell::new(TokenCache::new(margins)), ignore }) }
+        Gateway { inner: Rc::new(Inner { setup, assets, ignore }) }
     }
 
     /// Handles one request; always resolves to a Response.
@@ -331,8 +343,8 @@ impl Inner {
 
     /// Asks the core what to do with the request, and does it.
     async fn serve(self: &Rc<Self>, cx: &mut Cx) -> Result<Response, JsValue> {
-        let config = match &self.config {
-            Ok(c) => c,
+        let setup = match &self.setup {
+            Ok(s) => s,
             Err(m) => {
                 cx.detail = Some(Refusal::Misconfigured.code());
                 return respond(Refusal::Misconfigured.status(), &misconfigured_json(m), &[]);
@@ -350,7 +362,7 @@ impl Inner {
                 header(&h, "content-length"),
                 header(&h, "access-control-request-method"),
             );
-            config.decide(&Inbound {
+            setup.config.decide(&Inbound {
                 method: &cx.method,
                 path,
                 query,
@@ -378,7 +390,10 @@ impl Inner {
             }
             Decision::Health => {
                 cx.served = Served::Health;
-                respond(200, &self.health(), &[])
+                let mut scopes = setup.tokens.health();
+                scopes.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                let scopes: Vec<_> = scopes.iter().map(|(k, info)| (k.as_str(), info.clone())).collect();
+                respond(200, &health_json(now_ms(), &scopes), &[])
             }
             Decision::Static => match &self.assets {
                 Some(assets) => {
@@ -394,21 +409,15 @@ impl Inner {
                 cx.origin = origin;
                 cx.served = Served::Api(f.route);
                 cx.scope = Some(f.scope.clone());
-                self.forward(cx, config, f).await
+                self.forward(cx, setup, f).await
             }
         }
     }
 
-    fn health(&self) -> String {
-        let cache = self.cache.borrow();
-        let mut scopes: Vec<_> = cache.keys().filter_map(|k| Some((k.as_str(), cache.info(k)?))).collect();
-        scopes.sort_by(|a, b| a.0.cmp(b.0));
-        health_json(now_ms(), &scopes)
-    }
-
     /// Reads the caller's body, then runs the exchange with VCC (token, send, the 401
     /// flow) under one deadline, and streams VCC's answer back.
-    async fn forward(self: &Rc<Self>, cx: &mut Cx, config: &GatewayConfig, f: Forward) -> Result<Response, JsValue> {
+    async fn forward(&self, cx: &mut Cx, setup: &Setup, f: Forward) -> Result<Response, JsValue> {
+        let config = &setup.config;
         let body = if cx.method.eq_ignore_ascii_case("GET") || cx.method.eq_ignore_ascii_case("HEAD") {
             None
         } else {
@@ -421,10 +430,9 @@ impl Inner {
         // body while it streams to the caller.
         let deadline = deadline(config.upstream_timeout_ms);
         let outcome = {
-            let source = IsolateTokens { inner: self, scope: &f.scope, ctx: &cx.ctx };
             let (request, method) = (&cx.request, cx.method.as_str());
             let send = async |token: &AccessToken| send(request, method, &f, token, body.as_ref(), &deadline).await;
-            exchange(&source, send).await
+            exchange(&setup.tokens, &f.scope, &cx.ctx, send).await
         };
         let (upstream, cache) = match outcome {
             Ok(answer) => answer,
@@ -453,93 +461,6 @@ impl Inner {
         let body = upstream.body().map(|b| within_deadline(b, &deadline, &cx.ctx, &self.ignore)).transpose()?;
         Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)
     }
-
-    /// A token for `scope` and whether it came from the cache. See the module docs for
-    /// how single-flight survives workerd's request boundaries.
-    async fn token(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) -> Result<(AccessToken, bool), VccError> {
-        let current = |inner: &Inner| {
-            inner
-                .cache
-                .borrow()
-                .current(scope)
-                .map(|(t, _)| t.value.clone())
-                .ok_or_else(|| VccError::new(ErrorCode::TokenEndpoint, "no token after a successful plan"))
-        };
-        // Two rounds at most: the second after abandoning a flight that did not answer.
-        for _ in 0..2 {
-            let plan = self.cache.borrow_mut().get(scope, now_ms());
-            let (id, own) = match plan {
-                Plan::Use => return current(self).map(|t| (t, true)),
-                Plan::UseAndRefresh(id) => {
-                    self.start_flight(scope, id, ctx);
-                    return current(self).map(|t| (t, true));
-                }
-                Plan::Fetch(id) => (id, true),
-                Plan::Wait(id) => (id, false),
-                Plan::Cooldown(until) => {
-                    let mut e = VccError::new(ErrorCode::TokenRejected, "VCC rejected the tokens it just issued");
-                    e.retry_after_ms = Some(until.saturating_sub(now_ms()));
-                    return Err(e);
-                }
-            };
-            // Our own promise, created in our own request's context.
-            let mut resolve: Option<Function> = None;
-            let promise = Promise::new(&mut |res, _| resolve = Some(res));
-            let Some(resolve) = resolve else { continue };
-            let _ = self.cache.borrow_mut().wait(scope, id, resolve);
-            let _deadline = if own {
-                self.start_flight(scope, id, ctx);
-                None
-            } else {
-                // Not ours: if it does not answer in time, abandon it and wake its
-                // waiters (with `undefined`) to re-plan together.
-                let weak: Weak<Inner> = Rc::downgrade(self);
-                let key = scope.clone();
-                Some(Timer::new(JOIN_TIMEOUT_MS, true, move || {
-                    if let Some(inner) = weak.upgrade() {
-                        let waiters = inner.cache.borrow_mut().abandon(&key, id);
-                        for w in waiters {
-                            let _ = w.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
-                        }
-                    }
-                }))
-            };
-            let answer = JsFuture::from(promise).await.unwrap_or(JsValue::UNDEFINED);
-            if let Some(token) = answer.as_string() {
-                return Ok((AccessToken::new(token), false));
-            }
-            if answer.is_undefined() {
-                continue;
-            }
-            let code = Reflect::get(&answer, &"code".into()).ok().and_then(|c| c.as_string()).unwrap_or_default();
-            let code = ErrorCode::parse(&code).unwrap_or(ErrorCode::TokenEndpoint);
-            return Err(VccError::new(code, "the token request failed"));
-        }
-        Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
-    }
-
-    /// Starts flight `id` for `scope`, kept alive by this request's `ctx.waitUntil`.
-    /// Its waiters are resolved with the token string, or with a `VccError` object.
-    fn start_flight(self: &Rc<Self>, scope: &ScopeSet, id: FlightId, ctx: &JsValue) {
-        let inner = self.clone();
-        let scope = scope.clone();
-        let promise = future_to_promise(async move {
-            let result = match &inner.config {
-                Ok(c) => request_token(&c.settings, &scope).await,
-                Err(_) => Err(VccError::new(ErrorCode::InvalidConfig, "gateway misconfigured")),
-            };
-            let finished = inner.cache.borrow_mut().finish(&scope, id, result, now_ms());
-            let answer = match &finished.outcome {
-                Ok(token) => JsValue::from_str(token.expose()),
-                Err(e) => to_js_error(e),
-            };
-            for waiter in finished.waiters {
-                let _ = waiter.call1(&JsValue::UNDEFINED, &answer);
-            }
-            Ok(JsValue::UNDEFINED)
-        });
-        wait_until(ctx, &promise);
-    }
 }
 
 /// VCC's body as the caller will read it, cut off when `deadline` fires. workerd passes
@@ -562,25 +483,110 @@ fn within_deadline(
     Ok(pipe.readable())
 }
 
-/// The isolate's cache as a [`TokenSource`] for one request and scope: a fetch it starts
-/// is kept alive by this request's `ctx.waitUntil`.
-struct IsolateTokens<'a> {
-    inner: &'a Rc<Inner>,
-    scope: &'a ScopeSet,
-    ctx: &'a JsValue,
+impl IsolateTokens {
+    /// A token for `scope` and whether it came from the cache. See the module docs for
+    /// how single-flight survives workerd's request boundaries.
+    async fn lease(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) -> Result<Lease, VccError> {
+        let current = |tokens: &IsolateTokens| {
+            tokens
+                .cache
+                .borrow()
+                .current(scope)
+                .map(|(t, _)| Lease { token: t.value.clone(), cached: true })
+                .ok_or_else(|| VccError::new(ErrorCode::TokenEndpoint, "no token after a successful plan"))
+        };
+        // Two rounds at most: the second after abandoning a flight that did not answer.
+        for _ in 0..2 {
+            let plan = self.cache.borrow_mut().get(scope, now_ms());
+            let (id, own) = match plan {
+                Plan::Use => return current(self),
+                Plan::UseAndRefresh(id) => {
+                    self.start_flight(scope, id, ctx);
+                    return current(self);
+                }
+                Plan::Fetch(id) => (id, true),
+                Plan::Wait(id) => (id, false),
+                Plan::Cooldown(until) => {
+                    let mut e = VccError::new(ErrorCode::TokenRejected, "VCC rejected the tokens it just issued");
+                    e.retry_after_ms = Some(until.saturating_sub(now_ms()));
+                    return Err(e);
+                }
+            };
+            // Our own promise, created in our own request's context.
+            let mut resolve: Option<Function> = None;
+            let promise = Promise::new(&mut |res, _| resolve = Some(res));
+            let Some(resolve) = resolve else { continue };
+            let _ = self.cache.borrow_mut().wait(scope, id, resolve);
+            let _deadline = if own {
+                self.start_flight(scope, id, ctx);
+                None
+            } else {
+                // Not ours: if it does not answer in time, abandon it and wake its
+                // waiters (with `undefined`) to re-plan together.
+                let weak: Weak<IsolateTokens> = Rc::downgrade(self);
+                let key = scope.clone();
+                Some(Timer::new(JOIN_TIMEOUT_MS, true, move || {
+                    if let Some(tokens) = weak.upgrade() {
+                        let waiters = tokens.cache.borrow_mut().abandon(&key, id);
+                        for w in waiters {
+                            let _ = w.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
+                        }
+                    }
+                }))
+            };
+            let answer = JsFuture::from(promise).await.unwrap_or(JsValue::UNDEFINED);
+            if let Some(token) = answer.as_string() {
+                return Ok(Lease { token: AccessToken::new(token), cached: false });
+            }
+            if answer.is_undefined() {
+                continue;
+            }
+            let code = Reflect::get(&answer, &"code".into()).ok().and_then(|c| c.as_string()).unwrap_or_default();
+            let code = ErrorCode::parse(&code).unwrap_or(ErrorCode::TokenEndpoint);
+            return Err(VccError::new(code, "the token request failed"));
+        }
+        Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
+    }
+
+    /// Starts flight `id` for `scope`, kept alive by this request's `ctx.waitUntil`.
+    /// Its waiters are resolved with the token string, or with a `VccError` object.
+    fn start_flight(self: &Rc<Self>, scope: &ScopeSet, id: FlightId, ctx: &JsValue) {
+        let tokens = self.clone();
+        let scope = scope.clone();
+        let promise = future_to_promise(async move {
+            let result = request_token(&tokens.config.settings, &scope).await;
+            let finished = tokens.cache.borrow_mut().finish(&scope, id, result, now_ms());
+            let answer = match &finished.outcome {
+                Ok(token) => JsValue::from_str(token.expose()),
+                Err(e) => to_js_error(e),
+            };
+            for waiter in finished.waiters {
+                let _ = waiter.call1(&JsValue::UNDEFINED, &answer);
+            }
+            Ok(JsValue::UNDEFINED)
+        });
+        wait_until(ctx, &promise);
+    }
 }
 
-impl TokenSource for IsolateTokens<'_> {
-    async fn token(&self) -> Result<Lease, VccError> {
-        self.inner.token(self.scope, self.ctx).await.map(|(token, cached)| Lease { token, cached })
+impl TokenSource for Rc<IsolateTokens> {
+    type Key = ScopeSet;
+
+    async fn token(&self, scope: &ScopeSet, ctx: &JsValue) -> Result<Lease, VccError> {
+        self.lease(scope, ctx).await
     }
 
-    fn reject(&self, token: &AccessToken) {
-        self.inner.cache.borrow_mut().invalidate_if(self.scope, token, now_ms());
+    fn reject(&self, scope: &ScopeSet, token: &AccessToken) {
+        self.cache.borrow_mut().invalidate_if(scope, token, now_ms());
     }
 
-    fn confirm(&self, token: &AccessToken) {
-        self.inner.cache.borrow_mut().confirm(self.scope, token);
+    fn confirm(&self, scope: &ScopeSet, token: &AccessToken) {
+        self.cache.borrow_mut().confirm(scope, token);
+    }
+
+    fn health(&self) -> Vec<(ScopeSet, Info)> {
+        let cache = self.cache.borrow();
+        cache.keys().filter_map(|k| Some((k.clone(), cache.info(k)?))).collect()
     }
 }
 

@@ -1,8 +1,8 @@
 //! HTTP through the global `fetch`, written once for the client and the gateway: every
 //! upstream exchange goes through [`upstream_fetch`] (never a redirect followed, an
 //! optional deadline over the whole exchange), bodies we read ourselves are capped
-//! ([`read_capped`]), and the 401 flow (reject, new token, one retry) is [`exchange`]
-//! over a [`TokenSource`]. JSON is parsed with the host's `JSON.parse` (no JSON parser in
+//! ([`read_capped`]), the bearer header is [`bearer`], and a 401 is classified by
+//! [`is_invalid_token`]. JSON is parsed with the host's `JSON.parse` (no JSON parser in
 //! the wasm).
 
 use js_sys::{Reflect, Uint8Array, JSON};
@@ -183,75 +183,6 @@ pub async fn is_invalid_token(response: &Response) -> bool {
     };
     let body = body.as_deref().and_then(parse_oauth_body);
     classify_401(www.as_deref(), body.as_ref()) == Api401::InvalidToken
-}
-
-/// A token as one request got it.
-pub struct Lease {
-    /// The token.
-    pub token: AccessToken,
-    /// Whether it came from the cache without waiting.
-    pub cached: bool,
-}
-
-/// Where a request gets its token: the seam between the request path and a token cache
-/// (the client's, the gateway's per-isolate one). One source serves one key.
-pub trait TokenSource {
-    /// A token, cached or fresh.
-    async fn token(&self) -> Result<Lease, VccError>;
-    /// VCC answered 401 `invalid_token` to `token`: drop it if it is still the current one.
-    fn reject(&self, token: &AccessToken);
-    /// VCC accepted `token` (any answer but a 401).
-    fn confirm(&self, token: &AccessToken);
-}
-
-/// How a request's token was had, for logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheUse {
-    /// From the cache.
-    Hit,
-    /// Waited for a token request.
-    Miss,
-    /// The first token was rejected (401 `invalid_token`) and the call was retried.
-    Refreshed,
-}
-
-/// Why [`exchange`] produced no response.
-pub enum ExchangeError<E> {
-    /// No token.
-    Token(VccError),
-    /// The send failed.
-    Send(E),
-}
-
-/// One authenticated call: a token from `source`, `send` with it; on a 401
-/// `invalid_token`, the token is rejected and the call is sent once more with a new one.
-/// If that one is rejected too, the source hears of it (its storm brake) and the
-/// caller gets VCC's 401.
-pub async fn exchange<S, E>(
-    source: &S,
-    send: impl AsyncFn(&AccessToken) -> Result<Response, E>,
-) -> Result<(Response, CacheUse), ExchangeError<E>>
-where
-    S: TokenSource,
-{
-    let lease = source.token().await.map_err(ExchangeError::Token)?;
-    let first = send(&lease.token).await.map_err(ExchangeError::Send)?;
-    if first.status() != 401 {
-        source.confirm(&lease.token);
-    }
-    if first.status() != 401 || !is_invalid_token(&first).await {
-        return Ok((first, if lease.cached { CacheUse::Hit } else { CacheUse::Miss }));
-    }
-    discard(&first);
-    source.reject(&lease.token);
-    let lease = source.token().await.map_err(ExchangeError::Token)?;
-    let second = send(&lease.token).await.map_err(ExchangeError::Send)?;
-    if second.status() != 401 {
-        source.confirm(&lease.token);
-    } else if is_invalid_token(&second).await {
-        source.reject(&lease.token);
-    }
-    Ok((second, CacheUse::Refreshed))
 }
 
 fn jwt_exp(token: &str) -> Option<f64> {

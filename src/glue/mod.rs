@@ -5,6 +5,7 @@ mod client;
 mod gateway;
 mod http;
 mod js;
+mod tokens;
 mod types;
 
 pub use client::VccClient;

@@ -1,0 +1,92 @@
+//! The token seam: the one interface between a request and the tokens it needs, and
+//! the 401 flow written once on top of it.
+//!
+//! Modelled on Go's `oauth2.TokenSource`: callers ask a source for a token and tell it
+//! what VCC said of it; how the source gets tokens (a cache in this process, a cache
+//! shared by a fleet) is its own business. The client's cache and the gateway's
+//! per-isolate cache are the two sources today.
+
+use wasm_bindgen::JsValue;
+use web_sys::Response;
+
+use super::http::{discard, is_invalid_token};
+use crate::core::cache::Info;
+use crate::core::error::VccError;
+use crate::core::secret::AccessToken;
+
+/// A token as one request got it.
+pub struct Lease {
+    /// The token.
+    pub token: AccessToken,
+    /// Whether it came from the cache without waiting.
+    pub cached: bool,
+}
+
+/// Where requests get their tokens.
+pub trait TokenSource {
+    /// What a token is for: a scope set (with, for the client, the credentials).
+    type Key;
+
+    /// A token for `key`, cached or fresh. `keep_alive` is what keeps work this request
+    /// starts alive once the request is over (workerd's `ExecutionContext`;
+    /// `undefined` where no such thing is needed).
+    async fn token(&self, key: &Self::Key, keep_alive: &JsValue) -> Result<Lease, VccError>;
+
+    /// VCC answered 401 `invalid_token` to `token`: drop it, but only if it is still the
+    /// current one for `key` (a token another caller has already replaced stays).
+    fn reject(&self, key: &Self::Key, token: &AccessToken);
+
+    /// VCC accepted `token` (any answer but a 401).
+    fn confirm(&self, key: &Self::Key, token: &AccessToken);
+
+    /// Times and counters of every key the source has served: never a token.
+    fn health(&self) -> Vec<(Self::Key, Info)>;
+}
+
+/// How a request's token was had, for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheUse {
+    /// From the cache.
+    Hit,
+    /// Waited for a token request.
+    Miss,
+    /// The first token was rejected (401 `invalid_token`) and the call was retried.
+    Refreshed,
+}
+
+/// Why [`exchange`] produced no response.
+pub enum ExchangeError<E> {
+    /// No token.
+    Token(VccError),
+    /// The send failed.
+    Send(E),
+}
+
+/// One authenticated call: a token for `key`, `send` with it; on a 401 `invalid_token`,
+/// the token is rejected and the call is sent once more with a new one. If that one is
+/// rejected too, the source hears of it (its storm brake) and the caller gets VCC's 401.
+pub async fn exchange<S: TokenSource, E>(
+    source: &S,
+    key: &S::Key,
+    keep_alive: &JsValue,
+    send: impl AsyncFn(&AccessToken) -> Result<Response, E>,
+) -> Result<(Response, CacheUse), ExchangeError<E>> {
+    let lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
+    let first = send(&lease.token).await.map_err(ExchangeError::Send)?;
+    if first.status() != 401 {
+        source.confirm(key, &lease.token);
+    }
+    if first.status() != 401 || !is_invalid_token(&first).await {
+        return Ok((first, if lease.cached { CacheUse::Hit } else { CacheUse::Miss }));
+    }
+    discard(&first);
+    source.reject(key, &lease.token);
+    let lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
+    let second = send(&lease.token).await.map_err(ExchangeError::Send)?;
+    if second.status() != 401 {
+        source.confirm(key, &lease.token);
+    } else if is_invalid_token(&second).await {
+        source.reject(key, &lease.token);
+    }
+    Ok((second, CacheUse::Refreshed))
+}
