@@ -221,6 +221,24 @@ fn interaction_content(method: &Method, path: &str, query: Option<&str>) -> Resp
     }
 }
 
+/// The Webhooks API's subscriptions (VCC administration settings): one sample, and
+/// writes echoed back.
+fn webhooks(method: &Method, path: &str, body: &Bytes) -> Response {
+    let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = path.strip_prefix("/webhooks/subscriptions").unwrap_or("").trim_start_matches('/');
+    let sample = json!({ "id": "sub-1", "event": "interaction.completed", "url": "https://hooks.example.com/vcc", "active": true });
+    match (method.clone(), id) {
+        (Method::GET | Method::HEAD, "") => json_response(StatusCode::OK, json!({ "items": [sample] })),
+        (Method::GET | Method::HEAD, "sub-1") => json_response(StatusCode::OK, sample),
+        (Method::POST, "") => json_response(StatusCode::CREATED, json!({ "id": "sub-2", "received": sent })),
+        (Method::PUT | Method::PATCH, "sub-1") => {
+            json_response(StatusCode::OK, json!({ "id": "sub-1", "updated": true, "received": sent }))
+        }
+        (Method::DELETE, "sub-1") => StatusCode::NO_CONTENT.into_response(),
+        _ => json_response(StatusCode::NOT_FOUND, json!({ "message": "Subscription not found" })),
+    }
+}
+
 fn valid_accept(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| {
         a.split(',').any(|part| {
@@ -384,6 +402,7 @@ fn canned(route: &Route, method: &Method, path: &str, query: Option<&str>, body:
         | "/interaction-content/interactions"
         | "/interaction-content/interactions/delete-batch" => interaction_content(method, path, query),
         "/stats" => stats(path).map_or_else(|| not_found("Not Found"), |v| json_response(StatusCode::OK, v)),
+        "/webhooks/subscriptions" => webhooks(method, path, body),
         _ => return None,
     })
 }

@@ -22,14 +22,13 @@ pub enum Region {
 }
 
 impl Region {
-    /// Parses `emea` / `nam` / `apac` (any case).
+    /// Every region, for [`Region::parse`].
+    pub const ALL: [Region; 3] = [Self::Emea, Self::Nam, Self::Apac];
+
+    /// Parses a region's subdomain, any case: the inverse of [`Region::as_str`], so the
+    /// two never drift apart.
     pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "emea" => Some(Self::Emea),
-            "nam" => Some(Self::Nam),
-            "apac" => Some(Self::Apac),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s))
     }
 
     /// The region's subdomain.

@@ -63,6 +63,9 @@ pub const ROUTES: &[Route] = &[
     r(Methods::Read, "/interaction-content", "interaction-content:read"),
     r(Methods::Delete, "/interaction-content/interactions", "interaction-content:delete"),
     r(Methods::Read, "/stats", "stats"),
+    r(Methods::Read, "/webhooks/subscriptions", "admin:read"),
+    r(Methods::Write, "/webhooks/subscriptions", "admin:write"),
+    r(Methods::Delete, "/webhooks/subscriptions", "admin:write"),
 ];
 
 /// Result of looking a request up in the table.
@@ -119,6 +122,8 @@ mod tests {
         assert_eq!(scope("DELETE", "/interaction-content/interactions/abc"), Some("interaction-content:delete"));
         assert_eq!(scope("POST", "/interaction-content/interactions/delete-batch"), Some("interaction-content:delete"));
         assert_eq!(scope("GET", "/stats/agent-status"), Some("stats"));
+        assert_eq!(scope("GET", "/webhooks/subscriptions"), Some("admin:read"));
+        assert_eq!(scope("DELETE", "/webhooks/subscriptions/sub-1"), Some("admin:write"));
     }
 
     #[test]

@@ -98,6 +98,13 @@ test("routes: unknown -> 404, wrong method -> 405, writes pass with the body", a
   });
   assert.equal(r.status, 200);
   assert.equal((await jsonOf(r)).received.firstName, "Ada");
+  // the Webhooks API: a row in the route table and the emulator's answer, nothing else
+  r = await get("/api/webhooks/subscriptions");
+  assert.equal(r.status, 200);
+  assert.equal((await jsonOf(r)).items[0].id, "sub-1");
+  r = await get("/api/webhooks/subscriptions/sub-1", { key: KEY_STATS, method: "DELETE" });
+  assert.equal(r.status, 403);
+  assert.equal((await jsonOf(r)).error, "scope_denied");
 });
 
 test("forwarding: VCC gets our bearer and versioned Accept, never the key, cookies or forwarding headers", async () => {
