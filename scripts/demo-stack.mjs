@@ -101,6 +101,22 @@ export function withDemoKey(gatewayKeys, key) {
   return JSON.stringify({ ...keys, [key]: DEMO_SCOPES });
 }
 
+/** Writes `vars` as a private (0600) env file for `wrangler dev --env-file`; refuses a
+ *  value with a line break, which would smuggle in another setting. Returns the path. */
+export function writeEnvFile(path, vars) {
+  for (const [k, v] of Object.entries(vars)) {
+    if (/[\r\n]/.test(v)) throw new Error(`${k} contains a line break`);
+  }
+  writeFileSync(
+    path,
+    `${Object.entries(vars)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n")}\n`,
+    { mode: 0o600 },
+  );
+  return path;
+}
+
 export function startChild(name, bin, args, opts) {
   const child = spawn(bin, args, { ...opts, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const proc = { name, child, output: "", exited: null, lineListeners: [] };
@@ -240,17 +256,7 @@ export async function startStack(opts = {}) {
         GATEWAY_KEYS: withDemoKey(undefined, key),
       };
     }
-    for (const [k, v] of Object.entries(vars)) {
-      if (/[\r\n]/.test(v)) throw new Error(`${k} contains a line break`);
-    }
-    const envFile = join(dir, "gateway.env");
-    writeFileSync(
-      envFile,
-      `${Object.entries(vars)
-        .map(([k, v]) => `${k}=${v}`)
-        .join("\n")}\n`,
-      { mode: 0o600 },
-    );
+    const envFile = writeEnvFile(join(dir, "gateway.env"), vars);
 
     const gwPort = await freePort(opts.gatewayPort);
     const gatewayUrl = `http://127.0.0.1:${gwPort}`;

@@ -2,10 +2,10 @@
 // worker/ with given settings, and raw HTTP (no client-side URL normalisation).
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, startChild, stopChild, ROOT } from "../../scripts/demo-stack.mjs";
+import { freePort, ROOT, startChild, stopChild, writeEnvFile } from "../../scripts/demo-stack.mjs";
 
 export const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU, "VCC_EMULATOR_URL must be set");
@@ -45,14 +45,7 @@ export const allOutput = () => outputs.map((o) => o.output).join("\n----\n");
  *  `stop()` ends its whole process group (wrangler and its workerd). */
 export async function startGateway(vars) {
   const dir = mkdtempSync(join(tmpdir(), "gw-"));
-  const envFile = join(dir, ".env");
-  writeFileSync(
-    envFile,
-    `${Object.entries(vars)
-      .map(([k, v]) => `${k}=${v}`)
-      .join("\n")}\n`,
-    { mode: 0o600 },
-  );
+  const envFile = writeEnvFile(join(dir, ".env"), vars);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const proc = startChild(

@@ -3,24 +3,20 @@
 // `wrangler dev` runs it in the real workerd runtime against the emulator.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+// Run from a scratch copy (scripts/test-pkg.sh), so the repository's helpers come by VCC_ROOT.
+const { freePort, startChild, stopChild, writeEnvFile } = await import(pathToFileURL(join(process.env.VCC_ROOT, "scripts/demo-stack.mjs")));
 
 const EMU = process.env.VCC_EMULATOR_URL;
 const WRANGLER = process.env.WRANGLER;
 assert.ok(EMU && WRANGLER, "VCC_EMULATOR_URL and WRANGLER must be set");
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-let dev,
-  base,
-  output = "";
+let dev, base;
+const output = () => dev?.output ?? "";
 const id = `workerd-${Math.random().toString(36).slice(2)}`;
 const secret = `workerd-secret-${id}`;
 
@@ -33,34 +29,15 @@ before(async () => {
   assert.equal(r.status, 200);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  dev = spawn(
-    WRANGLER,
-    [
-      "dev",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--log-level",
-      "warn",
-      "--var",
-      `EMU:${EMU}`,
-      "--var",
-      `CLIENT_ID:${id}`,
-      "--var",
-      `CLIENT_SECRET:${secret}`,
-    ],
-    {
-      cwd: new URL("./workerd/", import.meta.url),
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  dev.stdout.on("data", (d) => {
-    output += d;
+  // The secret goes through a private env file, never a command line.
+  const vars = writeEnvFile(join(mkdtempSync(join(tmpdir(), "pkg-workerd-")), ".env"), {
+    EMU,
+    CLIENT_ID: id,
+    CLIENT_SECRET: secret,
   });
-  dev.stderr.on("data", (d) => {
-    output += d;
+  dev = startChild("wrangler", WRANGLER, ["dev", "--ip", "127.0.0.1", "--port", String(port), "--log-level", "warn", "--env-file", vars], {
+    cwd: new URL("./workerd/", import.meta.url),
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
   });
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -68,12 +45,12 @@ before(async () => {
       const res = await fetch(`${base}/nothing`);
       if (res.status === 404) break;
     } catch {}
-    if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`);
+    if (dev.exited || Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 });
 
-after(() => dev?.kill("SIGTERM"));
+after(() => stopChild(dev));
 
 test("workerd: imports vcc-auth by name and gets a cached token", async () => {
   const res = await fetch(`${base}/token`);
@@ -98,5 +75,5 @@ test("workerd: errors keep their code and never show the secret", async () => {
   assert.equal(body.name, "VccError");
   assert.equal(body.code, "invalid_client");
   assert.ok(!JSON.stringify(body).includes("workerd-wrong-secret"));
-  assert.ok(!output.includes(secret) && !output.includes("workerd-wrong-secret"), "no secret in wrangler's output");
+  assert.ok(!output().includes(secret) && !output().includes("workerd-wrong-secret"), "no secret in wrangler's output");
 });
