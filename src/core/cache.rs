@@ -279,7 +279,6 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
         if e.probation {
             e.rejected_streak += 1;
             e.cooldown_until = now + RetryPolicy::rejected_cooldown(e.rejected_streak);
-            e.info.cooldown_until = Some(e.cooldown_until);
             e.info.last_error =
                 Some(VccError::new(super::error::ErrorCode::TokenRejected, "VCC rejected a token it had just issued"));
         }
@@ -294,7 +293,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
             if e.probation && e.token.as_ref().is_some_and(|t| &t.value == token) {
                 e.probation = false;
                 e.rejected_streak = 0;
-                e.info.cooldown_until = None;
+                e.cooldown_until = 0;
             }
         }
     }
@@ -332,6 +331,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
     pub fn info(&self, key: &K) -> Option<Info> {
         let e = self.entries.get(key)?;
         let mut info = e.info.clone();
+        info.cooldown_until = Some(e.cooldown_until).filter(|until| *until > 0);
         if let Some(t) = &e.token {
             info.obtained_at = Some(t.obtained_at);
             info.expires_at = Some(t.expires_at);

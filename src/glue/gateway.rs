@@ -27,7 +27,9 @@ use web_sys::{
     StreamPipeOptions, TransformStream,
 };
 
-use super::http::{bearer, concat, deadline, next_chunk, request_init, request_token, upstream_fetch, Transport};
+use super::http::{
+    bearer, collect, deadline, next_chunk, request_init, request_token, upstream_fetch, Collected, Transport,
+};
 use super::js::{console_error, console_log, now_ms, to_js_error, Obj, Timer};
 use super::tokens::{exchange, CacheUse, ExchangeError, Lease, TokenSource};
 use crate::core::cache::{FlightId, Info, Plan, TokenCache};
@@ -232,22 +234,17 @@ async fn read_limited(request: &Request, limit: u64, timeout_ms: u32) -> Result<
             let _ = reader.cancel();
         })
     };
-    let mut chunks: Vec<Uint8Array> = Vec::new();
-    let mut total: u64 = 0;
-    loop {
-        let chunk = next_chunk(&reader).await.map_err(|_| Refusal::BadRequest);
-        if timed_out.get() {
-            return Err(Refusal::BodyTimeout);
-        }
-        let Some(chunk) = chunk? else { break };
-        total += u64::from(chunk.length());
-        if total > limit {
-            drain(&reader, total).await;
-            return Err(if timed_out.get() { Refusal::BodyTimeout } else { Refusal::BodyTooLarge });
-        }
-        chunks.push(chunk);
+    let collected = collect(&reader, limit).await;
+    if timed_out.get() {
+        return Err(Refusal::BodyTimeout);
     }
-    Ok(Some(concat(&chunks, total as u32)))
+    match collected.map_err(|_| Refusal::BadRequest)? {
+        Collected::Whole(body) => Ok(Some(body)),
+        Collected::Over(total) => {
+            drain(&reader, total).await;
+            Err(if timed_out.get() { Refusal::BodyTimeout } else { Refusal::BodyTooLarge })
+        }
+    }
 }
 
 /// Reads and discards the rest of a refused body, up to [`DRAIN_LIMIT`] in all, then

@@ -77,15 +77,21 @@ fn is_redirect(response: &Response) -> bool {
     status == 0 || ((300..400).contains(&status) && status != 304)
 }
 
+/// What a failed fetch or body read was: a timeout if `deadline` has fired, else the
+/// network (or the caller's own abort).
+fn failure(deadline: Option<&AbortSignal>) -> impl Fn(JsValue) -> Transport + '_ {
+    move |e| match deadline {
+        Some(d) if d.aborted() => Transport::Timeout,
+        _ => Transport::Network(e),
+    }
+}
+
 /// Sends `request` (built with [`request_init`]: manual redirects) through the global
 /// fetch. A redirect is an error, its body cancelled unread.
 pub async fn upstream_fetch(request: &Request, deadline: Option<&AbortSignal>) -> Result<Response, Transport> {
-    let failed = |e: JsValue| match deadline {
-        Some(d) if d.aborted() => Transport::Timeout,
-        _ => Transport::Network(e),
-    };
-    let promise = global_fetch(request).map_err(failed)?;
-    let response: Response = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
+    let failed = failure(deadline);
+    let promise = global_fetch(request).map_err(&failed)?;
+    let response: Response = JsFuture::from(promise).await.map_err(&failed)?.unchecked_into();
     if is_redirect(&response) {
         discard(&response);
         return Err(Transport::Redirect(response.status()));
@@ -113,7 +119,7 @@ pub async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<U
 }
 
 /// Concatenates chunks of `total` bytes into one array (on the JS side).
-pub fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
+fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
     let out = Uint8Array::new_with_length(total);
     let mut offset = 0u32;
     for c in chunks {
@@ -121,6 +127,30 @@ pub fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
         offset += c.length();
     }
     out
+}
+
+/// What [`collect`] read.
+pub enum Collected {
+    /// The whole stream, at most the cap: one array.
+    Whole(Uint8Array),
+    /// More than the cap: this many bytes were read when it stopped (the rest unread;
+    /// the gateway drains it, counting on from here).
+    Over(#[cfg_attr(not(feature = "gateway"), allow(dead_code))] u64),
+}
+
+/// Reads a stream to its end, keeping the chunks on the JS side, or stops as soon as
+/// more than `cap` bytes have come. The one loop behind every body we read ourselves.
+pub async fn collect(reader: &ReadableStreamDefaultReader, cap: u64) -> Result<Collected, JsValue> {
+    let mut chunks = Vec::new();
+    let mut total = 0u64;
+    while let Some(chunk) = next_chunk(reader).await? {
+        total += u64::from(chunk.length());
+        if total > cap {
+            return Ok(Collected::Over(total));
+        }
+        chunks.push(chunk);
+    }
+    Ok(Collected::Whole(concat(&chunks, total as u32)))
 }
 
 /// Reads `body` as text if it is at most `cap` bytes; past `cap` (or if it is not
@@ -132,22 +162,13 @@ async fn read_capped(
 ) -> Result<Option<String>, Transport> {
     let Some(stream) = body else { return Ok(Some(String::new())) };
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-    let mut chunks = Vec::new();
-    let mut total = 0u32;
-    loop {
-        let chunk = next_chunk(&reader).await.map_err(|e| match deadline {
-            Some(d) if d.aborted() => Transport::Timeout,
-            _ => Transport::Network(e),
-        })?;
-        let Some(chunk) = chunk else { break };
-        total = total.saturating_add(chunk.length());
-        if total > cap {
+    match collect(&reader, u64::from(cap)).await.map_err(failure(deadline))? {
+        Collected::Whole(bytes) => Ok(String::from_utf8(bytes.to_vec()).ok()),
+        Collected::Over(_) => {
             let _ = reader.cancel();
-            return Ok(None);
+            Ok(None)
         }
-        chunks.push(chunk);
     }
-    Ok(String::from_utf8(concat(&chunks, total).to_vec()).ok())
 }
 
 /// Parses JSON text with the host's `JSON.parse`; `None` unless it is a JSON object.
