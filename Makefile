@@ -4,6 +4,7 @@
 #   make pkg     the npm package in pkg/
 #   make gateway the gateway's wasm (worker/build/) and the page (worker/site/, which
 #                carries the package's browser files); then: cd worker && npx wrangler dev
+#   make key     a new gateway key and its GATEWAY_KEYS entry (ID=, SCOPES=, EXPIRES=, JSON=1)
 #   make lint    rustfmt + clippy (native and wasm), Biome (format + lint) on every JS file
 #   make bench   size / speed / memory figures (not pass/fail)
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: all setup setup-build pkg gateway demo demo-node test lint test-native test-wasm test-pkg test-gateway test-demo bench emulator clean
+.PHONY: all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-gateway test-demo bench emulator clean
 
 all: pkg
 
@@ -23,8 +24,16 @@ setup:
 setup-build:
 	scripts/setup.sh rust npm wasm-tools
 
+# The emulator and the key minter (tests and the demo mint keys with it).
 emulator:
-	cargo build --release -p vcc-emulator
+	cargo build --release -p vcc-emulator -p vcc-key
+
+# A new gateway key, printed once, and its GATEWAY_KEYS entry (README, "Gateway keys"):
+#   make key ID=wallboard SCOPES="stats agents-availability:read" [EXPIRES=2027-01-31] [JSON=1]
+key:
+	@test -n "$(ID)" -a -n "$(SCOPES)" || { echo 'usage: make key ID=<id> SCOPES="<scope> ..." [EXPIRES=<UTC time>] [JSON=1]' >&2; exit 2; }
+	@cargo build -q --release -p vcc-key
+	@target/release/vcc-key --id '$(ID)' --scopes '$(SCOPES)' $(if $(EXPIRES),--expires '$(EXPIRES)') $(if $(filter 1,$(JSON)),--json)
 
 pkg: setup-build
 	scripts/build-pkg.sh

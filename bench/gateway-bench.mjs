@@ -2,10 +2,11 @@
 // VCC_EMULATOR_URL, worker/build (make gateway) and autocannon.
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
+import { mintKey } from "../scripts/demo-stack.mjs";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const EMU = process.env.VCC_EMULATOR_URL;
@@ -19,7 +20,7 @@ const freePort = () =>
     });
   });
 
-async function startDev(cwd, vars) {
+async function startDev(cwd, vars, config) {
   const dir = mkdtempSync(join(tmpdir(), "bench-"));
   writeFileSync(
     join(dir, ".env"),
@@ -33,6 +34,7 @@ async function startDev(cwd, vars) {
     WRANGLER,
     [
       "dev",
+      ...(config ? ["--config", config] : []),
       "--ip",
       "127.0.0.1",
       "--port",
@@ -73,7 +75,12 @@ const run = (url, headers) =>
 export async function gatewayRows() {
   const id = `bench-gw-${rnd()}`,
     secret = `bench-secret-${rnd()}`,
-    key = `bench-key-${rnd()}${rnd()}`;
+    { key, entry } = mintKey("bench", ["*"]);
+  // The shipped config with a limit no run reaches: the rate limit check is on the
+  // measured path, its 429s are not.
+  const config = join(ROOT, "worker", `.test-bench-${rnd()}.toml`);
+  const shipped = readFileSync(join(ROOT, "worker/wrangler.toml"), "utf8");
+  writeFileSync(config, shipped.replace(/limit = \d+/, "limit = 100000000"));
   await fetch(`${EMU}/_emulator/clients`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -90,13 +97,17 @@ export async function gatewayRows() {
   const path = "/api/agents-availability?skillNames=Sales";
   // One at a time: two wrangler dev processes starting together race for shared
   // local state and one of them dies.
-  const gw = await startDev(join(ROOT, "worker"), {
-    VCC_CLIENT_ID: id,
-    VCC_CLIENT_SECRET: secret,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify({ [key]: ["*"] }),
-  });
+  const gw = await startDev(
+    join(ROOT, "worker"),
+    {
+      VCC_CLIENT_ID: id,
+      VCC_CLIENT_SECRET: secret,
+      VCC_AUTH_BASE_URL: EMU,
+      VCC_API_BASE_URL: EMU,
+      GATEWAY_KEYS: JSON.stringify([entry]),
+    },
+    config,
+  );
   const gwFirst = (await firstAnswer(gw.base, path, auth)) - gw.started;
   const pt = await startDev(join(ROOT, "bench/passthrough"), { UPSTREAM: EMU, TOKEN: tok.access_token });
   const ptFirst = (await firstAnswer(pt.base, path, {})) - pt.started;
@@ -132,5 +143,6 @@ export async function gatewayRows() {
   } finally {
     gw.stop();
     pt.stop();
+    rmSync(config, { force: true });
   }
 }

@@ -6,7 +6,7 @@
 // (mode 0600, in a private temp dir, deleted on stop), never through argv (visible in
 // `ps`) and never printed. Each child runs in its own process group so stop() (and
 // Ctrl-C) takes down wrangler's workerd children too.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -17,6 +17,7 @@ export const ROOT = new URL("../", import.meta.url).pathname;
 export const DEV_VARS = join(ROOT, "worker/.dev.vars");
 const EMULATOR_BIN = join(ROOT, "target/release/vcc-emulator");
 const WRANGLER_BIN = join(ROOT, "node_modules/.bin/wrangler");
+const KEYGEN_BIN = join(ROOT, "target/release/vcc-key");
 
 /** The scopes the demo key may use: the three APIs the page shows. */
 export const DEMO_SCOPES = ["agents-availability:read", "users:read", "stats"];
@@ -26,6 +27,17 @@ export const DIRECT_CLIENT = "demo-direct";
 
 /** A random credential: 32 URL-safe characters (192 bits). */
 export const randomKey = () => randomBytes(24).toString("base64url");
+
+/**
+ * A new gateway key from the project's minter (`make key`, built by `make emulator`):
+ * resolves to { key, entry }, entry being the GATEWAY_KEYS entry (id, sha256, scopes,
+ * expires?). The key is passed back in memory only, never through argv.
+ */
+export function mintKey(id, scopes, expires) {
+  if (!existsSync(KEYGEN_BIN)) throw new Error(`${KEYGEN_BIN} is missing: run make emulator`);
+  const args = ["--id", id, "--scopes", scopes.join(" "), "--json", ...(expires ? ["--expires", expires] : [])];
+  return JSON.parse(execFileSync(KEYGEN_BIN, args, { encoding: "utf8" }));
+}
 
 /** A free loopback port, or `preferred` when it is free. */
 export async function freePort(preferred = 0) {
@@ -87,18 +99,21 @@ export function chooseVcc(env = process.env, devVarsPath = DEV_VARS) {
   return { real: true, vars, from };
 }
 
-/** GATEWAY_KEYS with the demo key added (existing keys stay usable). */
-export function withDemoKey(gatewayKeys, key) {
-  let keys = {};
+/** GATEWAY_KEYS (a JSON array of entries) with the demo key's entry added, replacing an
+ *  earlier "demo" entry; the other keys stay usable. Never echoes what it was given. */
+export function withDemoKey(gatewayKeys, entry) {
+  let entries = [];
   if (gatewayKeys) {
     try {
-      keys = JSON.parse(gatewayKeys);
+      entries = JSON.parse(gatewayKeys);
     } catch {
-      throw new Error('GATEWAY_KEYS is not valid JSON (want {"<key>": ["<scope>", ...]})');
+      throw new Error('GATEWAY_KEYS is not valid JSON (want [{"id", "sha256", "scopes"}, ...]; make key prints entries)');
     }
-    if (keys === null || typeof keys !== "object" || Array.isArray(keys)) throw new Error("GATEWAY_KEYS must be a JSON object");
+    if (entries !== null && typeof entries === "object" && !Array.isArray(entries))
+      throw new Error("GATEWAY_KEYS holds plaintext keys (the old key -> scopes object): mint keys with make key and list their entries");
+    if (!Array.isArray(entries)) throw new Error("GATEWAY_KEYS must be a JSON array of entries (make key prints them)");
   }
-  return JSON.stringify({ ...keys, [key]: DEMO_SCOPES });
+  return JSON.stringify([...entries.filter((e) => e?.id !== entry.id), entry]);
 }
 
 /** Writes `vars` as a private (0600) env file for `wrangler dev --env-file`; refuses a
@@ -215,12 +230,12 @@ export async function startStack(opts = {}) {
   };
 
   try {
-    const key = randomKey();
+    const { key, entry } = mintKey("demo", DEMO_SCOPES);
     let vars;
     let emulatorUrl;
     let direct;
     if (vcc.real) {
-      vars = { ...vcc.vars, GATEWAY_KEYS: withDemoKey(vcc.vars.GATEWAY_KEYS, key) };
+      vars = { ...vcc.vars, GATEWAY_KEYS: withDemoKey(vcc.vars.GATEWAY_KEYS, entry) };
     } else {
       if (!existsSync(EMULATOR_BIN)) throw new Error(`${EMULATOR_BIN} is missing: run make emulator`);
       const gatewaySecret = randomKey();
@@ -253,7 +268,7 @@ export async function startStack(opts = {}) {
         VCC_CLIENT_SECRET: gatewaySecret,
         VCC_AUTH_BASE_URL: emulatorUrl,
         VCC_API_BASE_URL: emulatorUrl,
-        GATEWAY_KEYS: withDemoKey(undefined, key),
+        GATEWAY_KEYS: withDemoKey(undefined, entry),
       };
     }
     const envFile = writeEnvFile(join(dir, "gateway.env"), vars);

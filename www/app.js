@@ -71,6 +71,18 @@ export function explain(status, body, api, retryAfter) {
           "The gateway did not accept the key.",
           "This key is unknown to the gateway (make demo makes a new one each run). Paste the key it printed and press Use key.",
         );
+      case "malformed_key":
+        return words(
+          "That is not a gateway key.",
+          "Gateway keys start with vccgw_ and carry a checksum, which did not match: check for a typo or a cut-off paste, then press Use key.",
+        );
+      case "expired_key":
+        return words("This gateway key has expired.", "Ask whoever runs the gateway for a new key (make key mints one).");
+      case "rate_limited":
+        return words(
+          "This key has made too many calls for now.",
+          `The gateway limits each key's calls. Wait ${wait("a minute")} and try again; the page will work as before.`,
+        );
       case "scope_denied":
         return words(
           `This key may not use the ${api.name} API.`,

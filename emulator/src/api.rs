@@ -104,9 +104,9 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 
 /// The route-table row a request falls under, or an error answer for unknown paths and
 /// methods.
-fn route_of(method: &Method, path: &str) -> Result<&'static Route, StatusCode> {
-    match routes::lookup(method.as_str(), path) {
-        RouteMatch::Found(route) => Ok(route),
+fn route_of(extra: &[Route], method: &Method, path: &str) -> Result<Route, StatusCode> {
+    match routes::lookup_in(extra, method.as_str(), path) {
+        RouteMatch::Found(route) => Ok(route.clone()),
         RouteMatch::MethodNotAllowed => Err(StatusCode::METHOD_NOT_ALLOWED),
         RouteMatch::NotFound => Err(StatusCode::NOT_FOUND),
     }
@@ -340,7 +340,8 @@ fn answer(
     now: u64,
     body: &Bytes,
 ) -> Response {
-    let route = match route_of(method, path) {
+    let extra = emu.lock().extra_routes.clone();
+    let route = match route_of(&extra, method, path) {
         Ok(r) => r,
         Err(StatusCode::METHOD_NOT_ALLOWED) => {
             return json_response(StatusCode::METHOD_NOT_ALLOWED, json!({ "message": "Method Not Allowed" }))
@@ -356,7 +357,7 @@ fn answer(
     let Some(issued) = issued.filter(|i| i.valid_at(now)) else {
         return invalid_token();
     };
-    if !issued.scopes.iter().any(|s| s == route.scope) {
+    if !issued.scopes.iter().any(|s| *s == route.scope) {
         return json_response(StatusCode::UNAUTHORIZED, json!({ "message": "Unauthorized" }));
     }
     if !valid_accept(headers) {
@@ -371,7 +372,13 @@ fn answer(
     if body.len() > 100 * 1024 {
         return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({ "message": "Request body too large" }));
     }
-    canned(route, method, path, query, body)
+    if extra.contains(&route) {
+        return json_response(
+            StatusCode::OK,
+            json!({ "route": &*route.prefix, "method": method.as_str(), "path": path }),
+        );
+    }
+    canned(&route, method, path, query, body)
         .unwrap_or_else(|| json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" })))
 }
 
@@ -379,7 +386,7 @@ fn answer(
 /// for a row the emulator has no answer for (a test catches that).
 fn canned(route: &Route, method: &Method, path: &str, query: Option<&str>, body: &Bytes) -> Option<Response> {
     let not_found = |what: &str| json_response(StatusCode::NOT_FOUND, json!({ "message": what }));
-    Some(match route.prefix {
+    Some(match &*route.prefix {
         "/agents-availability" => json_response(StatusCode::OK, agents_availability(query)),
         "/useradmin/users" => match path.strip_prefix("/useradmin/users").unwrap_or("") {
             "" | "/" if *method == Method::GET || *method == Method::HEAD => {
@@ -425,12 +432,15 @@ mod tests {
 
     #[test]
     fn routes_match_whole_segments() {
-        let scope = |m: &Method, p: &str| route_of(m, p).map(|r| r.scope);
-        assert_eq!(scope(&Method::GET, "/stats/agent-status"), Ok("stats"));
+        let scope = |m: &Method, p: &str| route_of(&[], m, p).map(|r| r.scope.to_string());
+        assert_eq!(scope(&Method::GET, "/stats/agent-status"), Ok("stats".to_string()));
         assert_eq!(scope(&Method::GET, "/statsx"), Err(StatusCode::NOT_FOUND));
         assert_eq!(scope(&Method::POST, "/stats"), Err(StatusCode::METHOD_NOT_ALLOWED));
-        assert_eq!(scope(&Method::PUT, "/useradmin/users/1"), Ok("users:write"));
-        assert_eq!(scope(&Method::DELETE, "/interaction-content/interactions/x"), Ok("interaction-content:delete"));
+        assert_eq!(scope(&Method::PUT, "/useradmin/users/1"), Ok("users:write".to_string()));
+        assert_eq!(
+            scope(&Method::DELETE, "/interaction-content/interactions/x"),
+            Ok("interaction-content:delete".to_string())
+        );
     }
 
     /// One route table: every row of the crate's table has a canned answer here. A new
@@ -444,7 +454,7 @@ mod tests {
                 .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
                 .unwrap();
             assert!(
-                canned(route, &method, route.prefix, None, &Bytes::new()).is_some(),
+                canned(route, &method, &route.prefix, None, &Bytes::new()).is_some(),
                 "the emulator has no answer for {method} {} ({})",
                 route.prefix,
                 route.scope

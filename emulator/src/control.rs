@@ -128,3 +128,29 @@ pub async fn reset(State(emu): State<Arc<Emulator>>) -> Response {
     inner.stolen.clear();
     Json(json!({ "ok": true })).into_response()
 }
+
+#[derive(Deserialize)]
+pub struct NewRoute {
+    methods: String,
+    prefix: String,
+    scope: String,
+}
+
+/// `POST /_emulator/routes [{methods, prefix, scope}]`: adds APIs that the crate's table
+/// lacks (kept to the same row rules). Each answers `{"route": prefix, "method", "path"}`
+/// to a token with its scope.
+pub async fn add_routes(State(emu): State<Arc<Emulator>>, Json(rows): Json<Vec<NewRoute>>) -> Response {
+    let mut added = Vec::new();
+    for r in rows {
+        let route = vcc_auth::core::routes::Methods::parse(&r.methods)
+            .ok_or("bad methods")
+            .and_then(|m| vcc_auth::core::routes::Route::new(m, &r.prefix, &r.scope));
+        match route {
+            Ok(route) => added.push(route),
+            Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
+        }
+    }
+    let n = added.len();
+    emu.lock().extra_routes.extend(added);
+    Json(json!({ "ok": true, "added": n })).into_response()
+}

@@ -131,6 +131,7 @@ fn router(emulator: Arc<Emulator>) -> Router {
         .route("/_emulator/steal", any(control::steal))
         .route("/_emulator/steal/{*rest}", any(control::steal))
         .route("/_emulator/stolen", get(control::stolen))
+        .route("/_emulator/routes", post(control::add_routes))
         .fallback(api::api)
         // Browsers hide non-safelisted response headers cross-origin; the client needs
         // Retry-After (429 backoff) and WWW-Authenticate (401 classification).

@@ -111,6 +111,9 @@ pub struct Inner {
     pub issued_count: u64,
     /// What reached `/_emulator/steal`: where a followed redirect would deliver.
     pub stolen: Vec<Stolen>,
+    /// APIs served beyond the crate's table (`POST /_emulator/routes`): stand-ins for
+    /// VCC APIs the table lacks, which a gateway reaches through `GATEWAY_ROUTES`.
+    pub extra_routes: Vec<vcc_auth::core::routes::Route>,
 }
 
 /// A request that reached `/_emulator/steal`.

@@ -5,6 +5,10 @@
 //! path prefix on whole segments: `/stats` matches `/stats/agent-status` but not
 //! `/statsx`.
 
+use std::borrow::Cow;
+
+use super::scope::ScopeSet;
+
 /// The versioned media type every VCC API wants; a missing one is a 400.
 pub const DEFAULT_ACCEPT: &str = "application/vnd.newvoicemedia.v1+json";
 
@@ -34,25 +38,72 @@ impl Methods {
     }
 }
 
-/// One row: method family + path prefix -> scope.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Methods {
+    /// The name a `GATEWAY_ROUTES` row gives: `read`, `write`, `delete` or `post`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "read" => Some(Self::Read),
+            "write" => Some(Self::Write),
+            "delete" => Some(Self::Delete),
+            "post" => Some(Self::Post),
+            _ => None,
+        }
+    }
+}
+
+/// One row: method family + path prefix -> scope. Built-in rows borrow static text;
+/// rows an operator adds (`GATEWAY_ROUTES`) own theirs.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Methods this row covers.
     pub methods: Methods,
     /// Path prefix, whole segments, no trailing slash.
-    pub prefix: &'static str,
+    pub prefix: Cow<'static, str>,
     /// Scope a token needs for it.
-    pub scope: &'static str,
+    pub scope: Cow<'static, str>,
     /// The `Accept` header to add when the caller gave none.
     pub accept: &'static str,
 }
 
 const fn r(methods: Methods, prefix: &'static str, scope: &'static str) -> Route {
-    Route { methods, prefix, scope, accept: DEFAULT_ACCEPT }
+    Route { methods, prefix: Cow::Borrowed(prefix), scope: Cow::Borrowed(scope), accept: DEFAULT_ACCEPT }
 }
 
-/// The known VCC APIs (docs/vcc.md). More specific rows come first. Adding an API is a
-/// row here plus the emulator's canned answer for it (`emulator/src/api.rs`, `canned`);
+impl Route {
+    /// A row from its parts, if it keeps the rules every row keeps (the built-in rows
+    /// are tested against the same rules): the prefix is `/`-led whole segments of
+    /// `[A-Za-z0-9._~-]` with no dot segments and no trailing slash; the scope is one
+    /// valid scope. `Err` says what is wrong.
+    pub fn new(methods: Methods, prefix: &str, scope: &str) -> Result<Route, &'static str> {
+        let segments_ok = prefix.strip_prefix('/').is_some_and(|rest| {
+            rest.split('/').all(|seg| {
+                !seg.is_empty()
+                    && !seg.bytes().all(|b| b == b'.')
+                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+            })
+        });
+        if !segments_ok || prefix.len() > 200 {
+            return Err(
+                "has a prefix that is not a plain path like /reports/daily (no trailing slash, no dot segments)",
+            );
+        }
+        if scope == "*"
+            || scope.contains(char::is_whitespace)
+            || ScopeSet::parse(scope).map_or(true, |s| s.as_str() != scope)
+        {
+            return Err("has a scope that is not one valid scope (a known VCC scope or object:action)");
+        }
+        Ok(Route {
+            methods,
+            prefix: Cow::Owned(prefix.to_owned()),
+            scope: Cow::Owned(scope.to_owned()),
+            accept: DEFAULT_ACCEPT,
+        })
+    }
+}
+
+/// The known VCC APIs (docs/vcc.md). The longest matching prefix wins, so order does
+/// not matter. Adding an API is a row here plus the emulator's canned answer for it (`emulator/src/api.rs`, `canned`);
 /// a test there fails for a row it cannot answer.
 pub const ROUTES: &[Route] = &[
     r(Methods::Read, "/agents-availability", "agents-availability:read"),
@@ -70,9 +121,9 @@ pub const ROUTES: &[Route] = &[
 
 /// Result of looking a request up in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteMatch {
+pub enum RouteMatch<'a> {
     /// This row matched: its scope, `Accept` and prefix.
-    Found(&'static Route),
+    Found(&'a Route),
     /// The path is known but not for this method (gateway: 405).
     MethodNotAllowed,
     /// No row covers the path (gateway: 404).
@@ -83,21 +134,29 @@ fn prefix_matches(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Finds the route for `method` and `path` (path only, no query).
-pub fn lookup(method: &str, path: &str) -> RouteMatch {
+/// Finds the route for `method` and `path` (path only, no query) in the built-in table.
+pub fn lookup(method: &str, path: &str) -> RouteMatch<'static> {
+    lookup_in(&[], method, path)
+}
+
+/// Finds the route for `method` and `path` in the built-in table plus `extra` rows: the
+/// row with the longest matching prefix that allows the method (a built-in row first
+/// on a tie; the gateway refuses extra rows that repeat one).
+pub fn lookup_in<'a>(extra: &'a [Route], method: &str, path: &str) -> RouteMatch<'a> {
     let mut path_known = false;
-    for route in ROUTES {
-        if prefix_matches(path, route.prefix) {
-            if route.methods.allows(method) {
-                return RouteMatch::Found(route);
-            }
+    let mut best: Option<&'a Route> = None;
+    for route in ROUTES.iter().chain(extra) {
+        if prefix_matches(path, &route.prefix) {
             path_known = true;
+            if route.methods.allows(method) && best.is_none_or(|b| route.prefix.len() > b.prefix.len()) {
+                best = Some(route);
+            }
         }
     }
-    if path_known {
-        RouteMatch::MethodNotAllowed
-    } else {
-        RouteMatch::NotFound
+    match best {
+        Some(r) => RouteMatch::Found(r),
+        None if path_known => RouteMatch::MethodNotAllowed,
+        None => RouteMatch::NotFound,
     }
 }
 
@@ -107,7 +166,7 @@ mod tests {
 
     fn scope(m: &str, p: &str) -> Option<&'static str> {
         match lookup(m, p) {
-            RouteMatch::Found(r) => Some(r.scope),
+            RouteMatch::Found(Route { scope: Cow::Borrowed(s), .. }) => Some(s),
             _ => None,
         }
     }
@@ -137,9 +196,41 @@ mod tests {
     }
 
     #[test]
-    fn every_route_scope_is_a_known_scope() {
+    fn every_route_scope_is_a_known_scope_and_every_row_keeps_the_row_rules() {
         for r in ROUTES {
-            assert!(super::super::scope::KNOWN_SCOPES.contains(&r.scope), "{}", r.scope);
+            assert!(super::super::scope::KNOWN_SCOPES.contains(&&*r.scope), "{}", r.scope);
+            assert_eq!(Route::new(r.methods, &r.prefix, &r.scope).as_ref(), Ok(r));
         }
+    }
+
+    #[test]
+    fn extra_rows_keep_the_rules_and_the_longest_prefix_wins() {
+        for (prefix, scope) in [
+            ("reports", "stats"),
+            ("/reports/", "stats"),
+            ("/reports//x", "stats"),
+            ("/reports/../x", "stats"),
+            ("/reports/%2e", "stats"),
+            ("/", "stats"),
+            ("/reports", "*"),
+            ("/reports", "stats users:read"),
+            ("/reports", "Stats"),
+            ("/reports", ""),
+        ] {
+            assert!(Route::new(Methods::Read, prefix, scope).is_err(), "{prefix:?} {scope:?}");
+        }
+        let extra = [
+            Route::new(Methods::Read, "/reports", "stats").unwrap(),
+            Route::new(Methods::Read, "/stats/special", "admin:read").unwrap(),
+        ];
+        let found = |m, p| match lookup_in(&extra, m, p) {
+            RouteMatch::Found(r) => Some(r.scope.to_string()),
+            _ => None,
+        };
+        assert_eq!(found("GET", "/reports/daily").as_deref(), Some("stats"));
+        assert_eq!(found("GET", "/stats/special/x").as_deref(), Some("admin:read"));
+        assert_eq!(found("GET", "/stats/agent-status").as_deref(), Some("stats"));
+        assert_eq!(lookup_in(&extra, "POST", "/reports"), RouteMatch::MethodNotAllowed);
+        assert_eq!(lookup("GET", "/reports"), RouteMatch::NotFound);
     }
 }

@@ -440,7 +440,7 @@ impl Inner {
         let (scope, accept) = match (scope_override, routes::lookup(&method, &target.path)) {
             (Some(s), RouteMatch::Found(r)) => (s, r.accept),
             (Some(s), _) => (s, DEFAULT_ACCEPT),
-            (None, RouteMatch::Found(r)) => (r.scope.to_owned(), r.accept),
+            (None, RouteMatch::Found(r)) => (r.scope.to_string(), r.accept),
             (None, _) => {
                 let mut m = String::from("init.scope is required: no known VCC route for ");
                 m.push_str(&method);

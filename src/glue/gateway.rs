@@ -15,6 +15,7 @@
 //! - Waiters give up after a timeout by abandoning the flight, which wakes all its
 //!   waiters to re-plan: one of them starts a new fetch, the rest wait on that.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
@@ -35,9 +36,9 @@ use super::tokens::{exchange, CacheUse, ExchangeError, Lease, TokenSource};
 use crate::core::cache::{FlightId, Info, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::{
-    cors_headers, forward_request_header, health_json, misconfigured_json, needs_versioned_accept,
-    pass_response_header, preflight_headers, split_request_url, Decision, Forward, GatewayConfig, GatewayEnv, Inbound,
-    Misconfigured, OriginCheck, ParsedKeys, Refusal, BODY_LIMIT,
+    cors_headers, forward_request_header, health_json_about, misconfigured_json, needs_versioned_accept,
+    pass_response_header, preflight_headers, split_request_url, Decision, Field, Forward, GatewayConfig, GatewayEnv,
+    HealthAbout, Inbound, JsonRows, Misconfigured, OriginCheck, Refusal, BODY_LIMIT,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
@@ -51,6 +52,8 @@ struct Inner {
     /// What a well-configured gateway works with, or the setting that is wrong.
     setup: Result<Setup, Misconfigured>,
     assets: Option<JsValue>,
+    /// The Workers Rate Limiting binding `GATEWAY_RATE_LIMIT`, if bound.
+    rate_limit: Option<JsValue>,
     /// A do-nothing rejection handler, made once (workerd allows no `new Function`).
     ignore: Closure<dyn FnMut(JsValue)>,
 }
@@ -82,23 +85,46 @@ fn env_string(env: &JsValue, name: &str) -> Option<String> {
     Reflect::get(env, &JsValue::from_str(name)).ok().and_then(|v| v.as_string()).filter(|s| !s.trim().is_empty())
 }
 
-/// `GATEWAY_KEYS` through the host's JSON parser: an object of string arrays.
-fn parse_keys(text: &str) -> ParsedKeys {
-    let value = JSON::parse(text).map_err(|_| ())?;
-    if !value.is_object() || js_sys::Array::is_array(&value) {
-        return Err(());
+/// A JSON setting (`GATEWAY_KEYS`, `GATEWAY_ROUTES`) through the host's JSON parser,
+/// shaped for the core to judge: rows of flat members.
+fn json_rows(text: &str) -> JsonRows {
+    let Ok(value) = JSON::parse(text) else { return JsonRows::NotJson };
+    if !js_sys::Array::is_array(&value) {
+        return if value.is_object() { JsonRows::Object } else { JsonRows::NotArray };
     }
-    let mut out = Vec::new();
-    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
-        let scopes = Reflect::get(&value, &key).map_err(|_| ())?;
-        if !js_sys::Array::is_array(&scopes) {
-            return Err(());
+    let rows: js_sys::Array = value.unchecked_into();
+    JsonRows::Rows(
+        rows.iter()
+            .map(|row| {
+                if !row.is_object() || js_sys::Array::is_array(&row) {
+                    return None;
+                }
+                let members = Object::entries(row.unchecked_ref::<Object>());
+                Some(
+                    members
+                        .iter()
+                        .filter_map(|pair| {
+                            let pair: js_sys::Array = pair.unchecked_into();
+                            Some((pair.get(0).as_string()?, field(&pair.get(1))))
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn field(v: &JsValue) -> Field {
+    if let Some(t) = v.as_string() {
+        return Field::Text(t);
+    }
+    if js_sys::Array::is_array(v) {
+        let list: js_sys::Array = v.clone().unchecked_into();
+        if let Ok(items) = list.iter().map(|s| s.as_string().ok_or(())).collect::<Result<Vec<_>, _>>() {
+            return Field::List(items);
         }
-        let scopes: js_sys::Array = scopes.unchecked_into();
-        let scopes = scopes.iter().map(|s| s.as_string().ok_or(())).collect::<Result<Vec<_>, _>>()?;
-        out.push((key.as_string().ok_or(())?, scopes));
     }
-    Ok(out)
+    Field::Other
 }
 
 /// The log's word for how a request's token was had.
@@ -135,7 +161,6 @@ fn cors_for(origin: &OriginCheck) -> Vec<(&'static str, String)> {
 }
 
 /// What the log line says a request was for.
-#[derive(Clone, Copy)]
 enum Served {
     /// Refused before it was routed.
     Nothing,
@@ -144,11 +169,11 @@ enum Served {
     /// The static page.
     Assets,
     /// A VCC API: the matched route's prefix (never the path or query).
-    Api(&'static str),
+    Api(Cow<'static, str>),
 }
 
 impl Served {
-    fn as_str(self) -> &'static str {
+    fn as_str(&self) -> &str {
         match self {
             Self::Nothing => "",
             Self::Health => "/healthz",
@@ -168,6 +193,8 @@ struct Cx {
     method: String,
     origin: OriginCheck,
     served: Served,
+    /// The id of the key that asked, once known (never the key or its digest).
+    key: Option<String>,
     scope: Option<ScopeSet>,
     cache: Option<CacheUse>,
     /// A code: the refusal's, or the more precise one of what caused it.
@@ -183,6 +210,7 @@ impl Cx {
             method,
             origin: OriginCheck::None,
             served: Served::Nothing,
+            key: None,
             scope: None,
             cache: None,
             detail: None,
@@ -208,6 +236,7 @@ impl Cx {
             .set("route", self.served.as_str())
             .set("status", status)
             .set("ms", ms as f64)
+            .set("key", self.key.as_deref().map_or(JsValue::NULL, JsValue::from_str))
             .set("scope", self.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
             .set("cache", self.cache.map_or("-", cache_word));
         if let Some(d) = self.detail {
@@ -300,7 +329,9 @@ impl Gateway {
             auth_base_url: env_string(&env, "VCC_AUTH_BASE_URL"),
             api_base_url: env_string(&env, "VCC_API_BASE_URL"),
             allowed_origins: env_string(&env, "ALLOWED_ORIGINS"),
-            gateway_keys: env_string(&env, "GATEWAY_KEYS").map(|t| parse_keys(&t)),
+            gateway_keys: env_string(&env, "GATEWAY_KEYS").map(|t| json_rows(&t)),
+            gateway_routes: env_string(&env, "GATEWAY_ROUTES").map(|t| json_rows(&t)),
+            rate_limit_period: env_string(&env, "GATEWAY_RATE_LIMIT_PERIOD"),
             upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
             body_timeout_ms: env_string(&env, "BODY_TIMEOUT_MS"),
         };
@@ -312,9 +343,10 @@ impl Gateway {
         if let Err(m) = &setup {
             console_error(&misconfigured_json(m));
         }
-        let assets = Reflect::get(&env, &"ASSETS".into()).ok().filter(JsValue::is_object);
+        let binding = |name: &str| Reflect::get(&env, &name.into()).ok().filter(JsValue::is_object);
+        let (assets, rate_limit) = (binding("ASSETS"), binding("GATEWAY_RATE_LIMIT"));
         let ignore = Closure::new(|_: JsValue| {});
-        Gateway { inner: Rc::new(Inner { setup, assets, ignore }) }
+        Gateway { inner: Rc::new(Inner { setup, assets, rate_limit, ignore }) }
     }
 
     /// Handles one request; always resolves to a Response.
@@ -359,7 +391,7 @@ impl Inner {
                 header(&h, "content-length"),
                 header(&h, "access-control-request-method"),
             );
-            setup.config.decide(&Inbound {
+            setup.config.judge(&Inbound {
                 method: &cx.method,
                 path,
                 query,
@@ -368,8 +400,11 @@ impl Inner {
                 authorization: authorization.as_deref(),
                 content_length: length.as_deref(),
                 preflight_method: preflight.as_deref(),
+                now_ms: now_ms(),
             })
         };
+        let (decision, key) = decision;
+        cx.key = key.and_then(|k| setup.config.key_id(k)).map(str::to_owned);
         match decision {
             Decision::Refuse(r, origin) => {
                 cx.origin = origin;
@@ -390,7 +425,13 @@ impl Inner {
                 let mut scopes = setup.tokens.health();
                 scopes.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
                 let scopes: Vec<_> = scopes.iter().map(|(k, info)| (k.as_str(), info.clone())).collect();
-                respond(200, &health_json(now_ms(), &scopes), &[])
+                let about = HealthAbout {
+                    tokens: "isolate",
+                    broker_error: None,
+                    rate_limit: self.rate_limit.is_some(),
+                    keys: setup.config.key_list().collect(),
+                };
+                respond(200, &health_json_about(now_ms(), &scopes, &about), &[])
             }
             Decision::Static => match &self.assets {
                 Some(assets) => {
@@ -404,9 +445,38 @@ impl Inner {
             },
             Decision::Forward(f, origin) => {
                 cx.origin = origin;
-                cx.served = Served::Api(f.route);
+                cx.served = Served::Api(f.route.clone());
                 cx.scope = Some(f.scope.clone());
+                if !self.within_rate_limit(cx).await {
+                    let mut retry_after = String::new();
+                    push_u64(&mut retry_after, u64::from(setup.config.rate_limit_period_s));
+                    return cx.refuse_with(Refusal::RateLimited, vec![("retry-after", retry_after)]);
+                }
                 self.forward(cx, setup, f).await
+            }
+        }
+    }
+
+    /// Whether the request's key is within its rate limit: `GATEWAY_RATE_LIMIT.limit({key:
+    /// id})`. No binding, no limit. A binding that fails lets the request through
+    /// (with a line on the error log): a broken counter must not take the gateway down.
+    async fn within_rate_limit(&self, cx: &Cx) -> bool {
+        let (Some(limiter), Some(id)) = (&self.rate_limit, &cx.key) else { return true };
+        let ask = || -> Result<Promise, JsValue> {
+            let limit: Function = Reflect::get(limiter, &"limit".into())?.dyn_into()?;
+            let options = Obj::new();
+            options.set("key", id.as_str());
+            Ok(limit.call1(limiter, &options.0)?.unchecked_into())
+        };
+        let outcome = match ask() {
+            Ok(p) => JsFuture::from(p).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(o) => Reflect::get(&o, &"success".into()).map_or(true, |s| s.as_bool() != Some(false)),
+            Err(_) => {
+                console_error("{\"error\":\"rate_limit_unavailable\",\"message\":\"GATEWAY_RATE_LIMIT.limit failed; the request was let through\"}");
+                true
             }
         }
     }

@@ -110,8 +110,9 @@ test("a wrong key gets plain words for 401", async () => {
   await page.fill("#key-input", "this-is-not-the-gateway-key");
   await page.press("#key-input", "Enter");
   await page.click("text=Show availability");
-  await page.waitForFunction(() => /unknown to the gateway/.test(document.getElementById("gateway-error").textContent));
-  assert.match(await page.textContent("#gateway-error"), /The gateway said: unknown_key: unknown gateway key/);
+  await page.waitForFunction(() => /not a gateway key/.test(document.getElementById("gateway-error").textContent));
+  assert.match(await page.textContent("#gateway-error"), /typo or a cut-off paste/);
+  assert.match(await page.textContent("#gateway-error"), /The gateway said: malformed_key: /);
   consoleErrors.length = 0; // the browser logs the 401 itself ("Failed to load resource")
 });
 
@@ -139,6 +140,9 @@ test("every refusal the gateway can give has words that say what to do", async (
         users,
       ),
       rejected: explain(503, { error: "token_rejected", message: "VCC is rejecting the tokens it issues" }, users, "4"),
+      gatewayLimited: explain(429, { error: "rate_limited", message: "(any words)" }, users, "60"),
+      malformed: explain(401, { error: "malformed_key", message: "(any words)" }, users),
+      expired: explain(401, { error: "expired_key", message: "(any words)" }, users),
       slowBody: explain(408, { error: "body_timeout", message: "the request body did not arrive in time" }, users),
     };
   });
@@ -155,6 +159,10 @@ test("every refusal the gateway can give has words that say what to do", async (
   assert.match(words.redirect.advice, /VCC_API_BASE_URL/);
   assert.match(words.rejected.advice, /waits 4 s/);
   assert.match(words.slowBody.advice, /BODY_TIMEOUT_MS/);
+  assert.match(words.gatewayLimited.title, /too many calls/);
+  assert.match(words.gatewayLimited.advice, /Wait 1 min/);
+  assert.match(words.malformed.advice, /vccgw_/);
+  assert.match(words.expired.advice, /new key/);
   for (const w of Object.values(words)) assert.ok(w.title && w.advice, JSON.stringify(w));
 });
 

@@ -4,10 +4,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, chooseVcc, parseDotenv, startStack, withDemoKey } from "../../scripts/demo-stack.mjs";
+import { ROOT, chooseVcc, mintKey, parseDotenv, startStack, withDemoKey } from "../../scripts/demo-stack.mjs";
 
 const EMU = process.env.VCC_EMULATOR_URL;
 const devVars = (text) => {
@@ -46,16 +47,19 @@ test("the emulator unless a client secret is configured; the environment wins ov
   assert.deepEqual(parseDotenv('A=1\n  B = two words \nnot a line\nC="q"\n'), { A: "1", B: "two words", C: "q" });
 });
 
-test("the demo key joins existing GATEWAY_KEYS; bad GATEWAY_KEYS is named, not echoed", () => {
-  assert.deepEqual(JSON.parse(withDemoKey('{"old-key-0123456789":["stats"]}', "k")), {
-    "old-key-0123456789": ["stats"],
-    k: ["agents-availability:read", "users:read", "stats"],
-  });
-  assert.deepEqual(Object.keys(JSON.parse(withDemoKey(undefined, "k"))), ["k"]);
-  for (const bad of ["{nope", "[]", "null"]) {
+test("make demo mints its key with the minter; its entry joins existing GATEWAY_KEYS; bad GATEWAY_KEYS is named, not echoed", () => {
+  const { key, entry } = mintKey("demo", ["stats"]);
+  assert.match(key, /^vccgw_[0-9a-f]{72}$/);
+  assert.equal(entry.sha256, createHash("sha256").update(key).digest("hex"));
+  assert.deepEqual(entry.scopes, ["stats"]);
+  const other = { id: "wallboard", sha256: "ab".repeat(32), scopes: ["stats"] };
+  const joined = JSON.parse(withDemoKey(JSON.stringify([other, { ...entry, sha256: "cd".repeat(32) }]), entry));
+  assert.deepEqual(joined, [other, entry], "an earlier demo entry is replaced, the others kept");
+  assert.deepEqual(JSON.parse(withDemoKey(undefined, entry)), [entry]);
+  for (const bad of ["{nope", '{"plaintext-key-0123456789":["stats"]}', "null"]) {
     assert.throws(
-      () => withDemoKey(bad, "k"),
-      (e) => /GATEWAY_KEYS/.test(e.message) && !e.message.includes(bad),
+      () => withDemoKey(bad, entry),
+      (e) => /GATEWAY_KEYS/.test(e.message) && !e.message.includes(bad) && !e.message.includes("plaintext-key"),
     );
   }
 });

@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import {
   EMU,
   rnd,
+  mintKey,
   control,
   raw,
   startGateway,
@@ -18,8 +19,10 @@ import {
 
 const CLIENT = `gw-${rnd()}`;
 const SECRET = `gw-secret-${rnd()}-${rnd()}`;
-const KEY_ALL = `key-all-${rnd()}${rnd()}`;
-const KEY_STATS = `key-stats-${rnd()}${rnd()}`;
+const ALL = mintKey("all", ["*"]);
+const STATS = mintKey("stats-only", ["stats"]);
+const [KEY_ALL, KEY_STATS] = [ALL.key, STATS.key];
+const DIGESTS = [ALL.entry.sha256, STATS.entry.sha256];
 const ALLOWED = "http://admin.example.test";
 const seenTokens = new Set();
 let gw; // the main gateway
@@ -34,8 +37,8 @@ const get = (path, { key = KEY_ALL, headers = {}, ...init } = {}) =>
 async function jsonOf(res) {
   const text = await res.text();
   for (const [k, v] of res.headers) assert.ok(!k.toLowerCase().startsWith("set-cookie"), `response header ${k}: ${v}`);
-  for (const s of [SECRET, KEY_ALL, KEY_STATS, ...seenTokens])
-    assert.ok(!text.includes(s), "a secret, key or token leaked into a response");
+  for (const s of [SECRET, KEY_ALL, KEY_STATS, ...DIGESTS, ...seenTokens])
+    assert.ok(!text.includes(s), "a secret, key, digest or token leaked into a response");
   return JSON.parse(text);
 }
 
@@ -46,7 +49,7 @@ before(async () => {
     VCC_CLIENT_SECRET: SECRET,
     VCC_AUTH_BASE_URL: EMU,
     VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"], [KEY_STATS]: ["stats"] }),
+    GATEWAY_KEYS: JSON.stringify([ALL.entry, STATS.entry]),
     ALLOWED_ORIGINS: ALLOWED,
     UPSTREAM_TIMEOUT_MS: "1500",
   });
@@ -74,6 +77,9 @@ test("keys: none or unknown -> 401, key without the scope -> 403, nothing forwar
   assert.equal(r.status, 401);
   assert.equal((await jsonOf(r)).error, "no_key");
   r = await get("/api/stats/agent-status", { key: "not-a-real-gateway-key" });
+  assert.equal(r.status, 401);
+  assert.equal((await jsonOf(r)).error, "malformed_key");
+  r = await get("/api/stats/agent-status", { key: mintKey("not-configured", ["*"]).key });
   assert.equal(r.status, 401);
   assert.equal((await jsonOf(r)).error, "unknown_key");
   r = await get("/api/useradmin/users", { key: KEY_STATS });
@@ -272,7 +278,7 @@ test("a refresh started by a request that has already answered survives it (ctx.
     VCC_CLIENT_SECRET: SECRET,
     VCC_AUTH_BASE_URL: EMU,
     VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }),
+    GATEWAY_KEYS: JSON.stringify([ALL.entry]),
   });
   const call = () =>
     fetch(`${g.base}/api/stats/interactions`, { headers: { authorization: `Bearer ${KEY_ALL}` }, signal: AbortSignal.timeout(30_000) });
@@ -304,7 +310,7 @@ test("5-second tokens over 15 s of traffic: no errors, a handful of token reques
     VCC_CLIENT_SECRET: SECRET,
     VCC_AUTH_BASE_URL: EMU,
     VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }),
+    GATEWAY_KEYS: JSON.stringify([ALL.entry]),
   });
   try {
     const statuses = {};
@@ -335,7 +341,7 @@ test("misconfiguration: every request 500 naming the setting, never a value", as
     VCC_CLIENT_SECRET: SECRET,
     VCC_AUTH_BASE_URL: EMU,
     VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"] }),
+    GATEWAY_KEYS: JSON.stringify([ALL.entry]),
   });
   try {
     const r = await fetch(`${bad.base}/api/stats/agent-status`, { headers: { authorization: `Bearer ${KEY_ALL}` } });
@@ -362,6 +368,7 @@ test("no secret, gateway key or token in any log line", async () => {
   seenTokens.add((await t.json()).access_token);
   const all = allOutput();
   assert.match(all, /"route":"\/agents-availability"/, "the structured log lines are there");
-  for (const s of [SECRET, KEY_ALL, KEY_STATS]) assert.ok(!all.includes(s), "a secret or key leaked into the log");
+  for (const s of [SECRET, KEY_ALL, KEY_STATS, ...DIGESTS]) assert.ok(!all.includes(s), "a secret, key or digest leaked into the log");
+  assert.match(all, /"key":"stats-only"/, "log lines name the key by its id");
   assert.ok(!/eyJ[\w-]{20,}\.[\w-]{20,}/.test(all), "a token leaked into the log");
 });

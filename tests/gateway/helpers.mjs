@@ -2,10 +2,12 @@
 // worker/ with given settings, and raw HTTP (no client-side URL normalisation).
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, ROOT, startChild, stopChild, writeEnvFile } from "../../scripts/demo-stack.mjs";
+import { freePort, mintKey, ROOT, startChild, stopChild, writeEnvFile } from "../../scripts/demo-stack.mjs";
+
+export { mintKey, ROOT };
 
 export const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU, "VCC_EMULATOR_URL must be set");
@@ -41,17 +43,35 @@ const outputs = [];
 /** Everything every gateway started so far printed. */
 export const allOutput = () => outputs.map((o) => o.output).join("\n----\n");
 
+/** worker/wrangler.toml with its `[[ratelimits]]` block replaced: by `{ limit, period }`,
+ *  or by nothing (no binding, no limit) when `rateLimit` is null. Written next to the
+ *  original (paths in it are relative to it); returns its path. */
+function configWith(rateLimit) {
+  const shipped = readFileSync(join(ROOT, "worker/wrangler.toml"), "utf8");
+  const without = shipped.replace(/\[\[ratelimits\]\][\s\S]*?\n\n/, "\n");
+  assert.notEqual(without, shipped, "worker/wrangler.toml has a [[ratelimits]] block followed by a blank line");
+  const block = rateLimit
+    ? `\n[[ratelimits]]\nname = "GATEWAY_RATE_LIMIT"\nnamespace_id = "1001"\nsimple = { limit = ${rateLimit.limit}, period = ${rateLimit.period} }\n`
+    : "";
+  const path = join(ROOT, "worker", `.test-${rnd()}.toml`);
+  writeFileSync(path, without + block);
+  return path;
+}
+
 /** Starts `wrangler dev` for worker/ with these settings; resolves once it answers.
- *  `stop()` ends its whole process group (wrangler and its workerd). */
-export async function startGateway(vars) {
+ *  `rateLimit`: `{ limit, period }` for the GATEWAY_RATE_LIMIT binding; by default none
+ *  (the suites that do not test limits must not trip one). `stop()` ends its whole
+ *  process group (wrangler and its workerd). */
+export async function startGateway(vars, { rateLimit = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gw-"));
   const envFile = writeEnvFile(join(dir, ".env"), vars);
+  const config = configWith(rateLimit);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const proc = startChild(
     "wrangler",
     join(ROOT, "node_modules/.bin/wrangler"),
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"],
+    ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"],
     {
       cwd: join(ROOT, "worker"),
       env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
@@ -68,10 +88,19 @@ export async function startGateway(vars) {
     try {
       if ((await fetch(`${base}/healthz`)).status) break;
     } catch {}
-    if (proc.exited || Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${proc.output}`);
+    if (proc.exited || Date.now() > deadline) {
+      await stopChild(proc);
+      rmSync(config, { force: true });
+      throw new Error(`wrangler dev did not start:\n${proc.output}`);
+    }
     await sleep(250);
   }
-  return { base, out, stop: () => stopChild(proc) };
+  const stop = async () => {
+    await stopChild(proc);
+    rmSync(config, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { base, out, stop };
 }
 
 /** A request exactly as written (no URL normalisation): status and raw text. Done as

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import {
   EMU,
   OTHER_ORIGIN,
-  rnd,
   sleep,
+  mintKey,
   control,
   raw,
   startGateway,
@@ -21,8 +21,9 @@ import {
   stolen,
 } from "./helpers.mjs";
 
-const KEY_ALL = `key-all-${rnd()}${rnd()}`;
-const KEY_STATS = `key-stats-${rnd()}${rnd()}`;
+const ALL = mintKey("all", ["*"]);
+const STATS = mintKey("stats-only", ["stats"]);
+const [KEY_ALL, KEY_STATS] = [ALL.key, STATS.key];
 const ALLOWED = "http://admin.example.test";
 let gw;
 let client;
@@ -50,7 +51,7 @@ before(async () => {
     VCC_CLIENT_SECRET: client.secret,
     VCC_AUTH_BASE_URL: EMU,
     VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify({ [KEY_ALL]: ["*"], [KEY_STATS]: ["stats"] }),
+    GATEWAY_KEYS: JSON.stringify([ALL.entry, STATS.entry]),
     ALLOWED_ORIGINS: ALLOWED,
     UPSTREAM_TIMEOUT_MS: "1500",
     BODY_TIMEOUT_MS: "1000",
@@ -256,6 +257,7 @@ test("keys of every length are compared as digests: only the exact key passes", 
 test("nothing secret in this suite's log lines", async () => {
   const all = allOutput();
   assert.match(all, /"route":"\/stats"/);
-  for (const s of [client.secret, KEY_ALL, KEY_STATS]) assert.ok(!all.includes(s), "a secret or key leaked into the log");
+  for (const s of [client.secret, KEY_ALL, KEY_STATS, ALL.entry.sha256, STATS.entry.sha256])
+    assert.ok(!all.includes(s), "a secret, key or digest leaked into the log");
   assert.ok(!/eyJ[\w-]{20,}\.[\w-]{20,}/.test(all), "a token leaked into the log");
 });

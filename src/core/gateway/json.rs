@@ -49,6 +49,56 @@ pub(super) fn push_json_str(s: &mut String, text: &str) {
 /// Times are `null` while no token is cached; `lastError` is a stable code (never a
 /// message, which could name upstream details) or `null`. Scopes are validated
 /// (`[a-z0-9._:-]` and spaces), so escaping is a formality.
+/// What `/healthz` says of the gateway as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct HealthAbout<'a> {
+    /// Where tokens come from: `"isolate"` (each isolate its own) or `"broker"`.
+    pub tokens: &'a str,
+    /// The broker's last error code, if any.
+    pub broker_error: Option<&'a str>,
+    /// Whether the `GATEWAY_RATE_LIMIT` binding is there.
+    pub rate_limit: bool,
+    /// Each key's id and expiry (Unix ms): ids only, never a key or digest.
+    pub keys: Vec<(&'a str, Option<u64>)>,
+}
+
+/// `/healthz` with [`HealthAbout`]: `{"ok":true,"tokens":"isolate"|"broker",
+/// "brokerError":code|null,"rateLimit":"on"|"off","keys":[{"id":..,
+/// "expiresInSeconds":n|null,"expired":bool}],"scopes":{...}}` (scopes as in
+/// [`health_json`]).
+pub fn health_json_about(now_ms: u64, scopes: &[(&str, Info)], about: &HealthAbout<'_>) -> String {
+    let mut s = String::from("{\"ok\":true,\"tokens\":\"");
+    push_json_str(&mut s, about.tokens);
+    s.push_str("\",\"brokerError\":");
+    match about.broker_error {
+        Some(code) => {
+            s.push('"');
+            push_json_str(&mut s, code);
+            s.push('"');
+        }
+        None => s.push_str("null"),
+    }
+    s.push_str(if about.rate_limit { ",\"rateLimit\":\"on\",\"keys\":[" } else { ",\"rateLimit\":\"off\",\"keys\":[" });
+    for (i, (id, expires)) in about.keys.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"id\":\"");
+        push_json_str(&mut s, id);
+        s.push_str("\",\"expiresInSeconds\":");
+        match expires {
+            Some(e) => push_u64(&mut s, e.saturating_sub(now_ms) / 1000),
+            None => s.push_str("null"),
+        }
+        s.push_str(if expires.is_some_and(|e| now_ms >= e) { ",\"expired\":true}" } else { ",\"expired\":false}" });
+    }
+    s.push_str("],");
+    let scopes = health_json(now_ms, scopes);
+    s.push_str(scopes.strip_prefix("{\"ok\":true,").unwrap_or(&scopes));
+    s
+}
+
+/// The per-scope part of `/healthz`.
 pub fn health_json(now_ms: u64, scopes: &[(&str, Info)]) -> String {
     let secs = |s: &mut String, name: &str, v: Option<u64>| {
         s.push_str(name);
@@ -112,6 +162,31 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&error_json("x", "a \"quoted\" \\ thing\n")).unwrap();
         assert_eq!(v["message"], "a \"quoted\" \\ thing ");
         assert_eq!(health_json(0, &[]), "{\"ok\":true,\"scopes\":{}}");
+    }
+
+    #[test]
+    fn health_says_the_mode_the_limit_and_the_key_ids() {
+        let about = HealthAbout {
+            tokens: "broker",
+            broker_error: Some("timeout"),
+            rate_limit: true,
+            keys: vec![("wallboard", None), ("old", Some(5_000)), ("new", Some(70_000))],
+        };
+        let v: serde_json::Value = serde_json::from_str(&health_json_about(10_000, &[], &about)).unwrap();
+        assert_eq!(v["tokens"], "broker");
+        assert_eq!(v["brokerError"], "timeout");
+        assert_eq!(v["rateLimit"], "on");
+        assert_eq!(v["keys"][0]["id"], "wallboard");
+        assert!(v["keys"][0]["expiresInSeconds"].is_null());
+        assert_eq!(v["keys"][1]["expired"], true);
+        assert_eq!(
+            (v["keys"][2]["expired"].as_bool(), v["keys"][2]["expiresInSeconds"].as_u64()),
+            (Some(false), Some(60))
+        );
+        assert!(v["scopes"].is_object());
+        let off = health_json_about(0, &[], &HealthAbout { tokens: "isolate", ..HealthAbout::default() });
+        let v: serde_json::Value = serde_json::from_str(&off).unwrap();
+        assert_eq!((v["rateLimit"].as_str(), v["brokerError"].is_null()), (Some("off"), true));
     }
 
     #[test]

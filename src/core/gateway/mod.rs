@@ -19,10 +19,15 @@ mod refusal;
 mod settings;
 
 pub use headers::{forward_request_header, forward_response_header, needs_versioned_accept, pass_response_header};
-pub use json::{error_json, health_json, misconfigured_json};
+pub use json::{error_json, health_json, health_json_about, misconfigured_json, HealthAbout};
+pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
 pub use origin::{cors_headers, preflight_headers, OriginCheck};
 pub use refusal::Refusal;
-pub use settings::{GatewayConfig, GatewayEnv, Misconfigured, ParsedKeys, MIN_KEY_LEN};
+pub use settings::{
+    parse_utc, valid_key_id, valid_key_scopes, Field, GatewayConfig, GatewayEnv, JsonRows, Misconfigured,
+};
+
+use std::borrow::Cow;
 
 use super::routes::{self, RouteMatch};
 use super::scope::ScopeSet;
@@ -50,6 +55,8 @@ pub struct Inbound<'a> {
     pub content_length: Option<&'a str>,
     /// `Access-Control-Request-Method` header (a CORS preflight).
     pub preflight_method: Option<&'a str>,
+    /// Now, Unix ms (key expiry).
+    pub now_ms: u64,
 }
 
 /// A request to forward upstream.
@@ -62,7 +69,7 @@ pub struct Forward {
     /// The route's `Accept`, added when the caller sent none.
     pub accept: &'static str,
     /// The matched route's path prefix, for logs (never the full path or query).
-    pub route: &'static str,
+    pub route: Cow<'static, str>,
 }
 
 /// What to do with a request.
@@ -81,10 +88,24 @@ pub enum Decision {
 }
 
 impl GatewayConfig {
-    /// Decides what to do with a request. Order: CORS origin, preflight, health and
-    /// static paths, then for `/api/*`: key (401) before route (404/405) so callers
-    /// without a key learn nothing of the table, then scope (403), then size (413).
+    /// [`Self::judge`] without the key.
     pub fn decide(&self, req: &Inbound<'_>) -> Decision {
+        self.judge(req).0
+    }
+
+    /// Decides what to do with a request, and which key (its index; see
+    /// [`Self::key_id`]) asked, once the key is known. Order: CORS origin, preflight,
+    /// health and static paths, then for `/api/*`: key (401) before route (404/405) so
+    /// callers without a key learn nothing of the table, then scope (403), then size
+    /// (413). Rate limits come after, in the glue: only a request that would go
+    /// upstream counts.
+    pub fn judge(&self, req: &Inbound<'_>) -> (Decision, Option<usize>) {
+        let mut key = None;
+        let decision = self.judge_into(req, &mut key);
+        (decision, key)
+    }
+
+    fn judge_into(&self, req: &Inbound<'_>, key: &mut Option<usize>) -> Decision {
         let origin = self.check_origin(req.origin, req.self_origin);
         let is_api = req.path == "/api" || req.path.starts_with("/api/");
         if req.method.eq_ignore_ascii_case("OPTIONS") && req.preflight_method.is_some() && is_api {
@@ -104,23 +125,29 @@ impl GatewayConfig {
             return Decision::Refuse(Refusal::OriginDenied, origin);
         }
         let refuse = |r: Refusal| Decision::Refuse(r, origin.clone());
-        let grant = match self.authenticate(req.authorization) {
+        let grant = match self.authenticate(req.authorization, req.now_ms) {
             Ok(g) => g,
-            Err(r) => return refuse(r),
+            Err((r, index)) => {
+                *key = index;
+                return refuse(r);
+            }
         };
+        *key = Some(grant);
         let rest = req.path.strip_prefix("/api").unwrap_or("");
         if rest.is_empty() || rest == "/" {
             return refuse(Refusal::RouteNotFound);
         }
         let Ok(target) = Target::parse(rest) else { return refuse(Refusal::PathNotPlain) };
-        let (scope, accept, route) = match routes::lookup(req.method, &target.path) {
-            RouteMatch::Found(r) => (r.scope, r.accept, r.prefix),
+        let route = match routes::lookup_in(&self.extra_routes, req.method, &target.path) {
+            RouteMatch::Found(r) => r,
             RouteMatch::MethodNotAllowed => return refuse(Refusal::MethodNotAllowed),
             RouteMatch::NotFound => return refuse(Refusal::RouteNotFound),
         };
-        // Every table scope parses (routes.rs tests it); a row that did not would be a
-        // route we cannot serve.
-        let Ok(scope) = ScopeSet::parse(scope) else { return refuse(Refusal::RouteNotFound) };
+        let accept = route.accept;
+        // Every row's scope parses (built-in rows are tested, extra rows checked at
+        // startup); a row that did not would be a route we cannot serve.
+        let Ok(scope) = ScopeSet::parse(&route.scope) else { return refuse(Refusal::RouteNotFound) };
+        let route = route.prefix.clone();
         if !self.allows(grant, &scope) {
             return refuse(Refusal::ScopeDenied);
         }
@@ -169,8 +196,57 @@ pub(crate) mod fixtures {
     pub use super::*;
     pub use crate::core::secret::ClientSecret;
 
-    pub const KEY_ALL: &str = "k-all-0123456789abcdef";
-    pub const KEY_STATS: &str = "k-stats-0123456789abcdef";
+    use std::sync::LazyLock;
+
+    /// Keys minted from fixed bytes: `*`, `stats` (+ agents-availability), and one
+    /// that expired in 2020.
+    pub static KEY_ALL: LazyLock<String> = LazyLock::new(|| mint(&[1; 32]));
+    pub static KEY_STATS: LazyLock<String> = LazyLock::new(|| mint(&[2; 32]));
+    pub static KEY_OLD: LazyLock<String> = LazyLock::new(|| mint(&[3; 32]));
+    /// 2026-11-25T00:00:00Z.
+    pub const NOW: u64 = 1_795_564_800_000;
+
+    pub fn row(members: &[(&str, Field)]) -> Option<Vec<(String, Field)>> {
+        Some(
+            members
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Field::Text(t) => Field::Text(t.clone()),
+                        Field::List(l) => Field::List(l.clone()),
+                        Field::Other => Field::Other,
+                    };
+                    (k.to_string(), v)
+                })
+                .collect(),
+        )
+    }
+
+    pub fn text(s: &str) -> Field {
+        Field::Text(s.into())
+    }
+
+    pub fn list(s: &[&str]) -> Field {
+        Field::List(s.iter().map(|x| x.to_string()).collect())
+    }
+
+    pub fn key_rows() -> Vec<Option<Vec<(String, Field)>>> {
+        vec![
+            row(&[("id", text("all")), ("sha256", text(&digest_hex(&KEY_ALL))), ("scopes", list(&["*"]))]),
+            row(&[
+                ("id", text("wallboard")),
+                ("sha256", text(&digest_hex(&KEY_STATS))),
+                ("scopes", list(&["stats", "agents-availability:read"])),
+                ("expires", text("2099-01-01T00:00:00Z")),
+            ]),
+            row(&[
+                ("id", text("old")),
+                ("sha256", text(&digest_hex(&KEY_OLD))),
+                ("scopes", list(&["*"])),
+                ("expires", text("2020-01-01")),
+            ]),
+        ]
+    }
 
     pub fn env() -> GatewayEnv {
         GatewayEnv {
@@ -178,10 +254,7 @@ pub(crate) mod fixtures {
             client_id: Some("id".into()),
             client_secret: Some(ClientSecret::new("gateway-secret-value".into())),
             allowed_origins: Some("https://admin.example.com, http://localhost:5173, http://intranet.example".into()),
-            gateway_keys: Some(Ok(vec![
-                (KEY_ALL.into(), vec!["*".into()]),
-                (KEY_STATS.into(), vec!["stats".into(), "agents-availability:read".into()]),
-            ])),
+            gateway_keys: Some(JsonRows::Rows(key_rows())),
             ..GatewayEnv::default()
         }
     }
@@ -191,7 +264,14 @@ pub(crate) mod fixtures {
     }
 
     pub fn req<'a>(method: &'a str, path: &'a str, key: Option<&'a str>) -> Inbound<'a> {
-        Inbound { method, path, self_origin: "https://gw.example.com", authorization: key, ..Inbound::default() }
+        Inbound {
+            method,
+            path,
+            self_origin: "https://gw.example.com",
+            authorization: key,
+            now_ms: NOW,
+            ..Inbound::default()
+        }
     }
 
     pub fn bearer(k: &str) -> String {
@@ -212,11 +292,14 @@ mod tests {
         };
         assert!(matches!(d(None, "GET", "/api/stats/agent-status"), Decision::Refuse(Refusal::NoKey, _)));
         assert!(matches!(
-            d(Some("nope-nope-nope-nope"), "GET", "/api/stats/agent-status"),
+            d(Some(&mint(&[9; 32])), "GET", "/api/stats/agent-status"),
             Decision::Refuse(Refusal::UnknownKey, _)
         ));
-        assert!(matches!(d(Some(KEY_STATS), "GET", "/api/useradmin/users"), Decision::Refuse(Refusal::ScopeDenied, _)));
-        match d(Some(KEY_STATS), "GET", "/api/stats/agent-status") {
+        assert!(matches!(
+            d(Some(&KEY_STATS), "GET", "/api/useradmin/users"),
+            Decision::Refuse(Refusal::ScopeDenied, _)
+        ));
+        match d(Some(&KEY_STATS), "GET", "/api/stats/agent-status") {
             Decision::Forward(f, OriginCheck::None) => {
                 assert_eq!(f.upstream, "https://emea.api.cc.vonage.com/stats/agent-status");
                 assert_eq!(f.scope.as_str(), "stats");
@@ -224,21 +307,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(d(Some(KEY_ALL), "PUT", "/api/useradmin/users/7"), Decision::Forward(..)));
+        assert!(matches!(d(Some(&KEY_ALL), "PUT", "/api/useradmin/users/7"), Decision::Forward(..)));
         // without a key, nothing of the route table is revealed
         assert!(matches!(d(None, "GET", "/api/no-such-api"), Decision::Refuse(Refusal::NoKey, _)));
-        assert!(matches!(d(Some(KEY_ALL), "GET", "/api/no-such-api"), Decision::Refuse(Refusal::RouteNotFound, _)));
+        assert!(matches!(d(Some(&KEY_ALL), "GET", "/api/no-such-api"), Decision::Refuse(Refusal::RouteNotFound, _)));
         assert!(matches!(
-            d(Some(KEY_ALL), "POST", "/api/stats/agent-status"),
+            d(Some(&KEY_ALL), "POST", "/api/stats/agent-status"),
             Decision::Refuse(Refusal::MethodNotAllowed, _)
         ));
-        assert!(matches!(d(Some(KEY_ALL), "GET", "/api"), Decision::Refuse(Refusal::RouteNotFound, _)));
+        assert!(matches!(d(Some(&KEY_ALL), "GET", "/api"), Decision::Refuse(Refusal::RouteNotFound, _)));
     }
 
     #[test]
     fn path_tricks_never_reach_upstream() {
         let c = cfg();
-        let auth = bearer(KEY_ALL);
+        let auth = bearer(&KEY_ALL);
         for path in [
             "/api/stats/../useradmin/users",
             "/api/stats/%2e%2e/useradmin/users",
@@ -287,7 +370,7 @@ mod tests {
     #[test]
     fn cors_same_listed_denied_and_preflight() {
         let c = cfg();
-        let auth = bearer(KEY_ALL);
+        let auth = bearer(&KEY_ALL);
         let with = |origin: Option<&'static str>, method: &'static str, pre: Option<&'static str>| {
             c.decide(&Inbound {
                 origin,
@@ -332,7 +415,7 @@ mod tests {
         assert_eq!(c.decide(&req("GET", "/healthz", None)), Decision::Health);
         assert_eq!(c.decide(&req("GET", "/", None)), Decision::Static);
         assert_eq!(c.decide(&req("GET", "/app.js", None)), Decision::Static);
-        let auth = bearer(KEY_ALL);
+        let auth = bearer(&KEY_ALL);
         let put = |len: &'static str| {
             c.decide(&Inbound {
                 authorization: Some(&auth),

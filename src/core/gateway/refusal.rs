@@ -11,8 +11,13 @@ pub enum Refusal {
     BadRequest,
     /// 401: no `Authorization: Bearer <gateway key>`.
     NoKey,
-    /// 401: a key that is not in `GATEWAY_KEYS`.
+    /// 401: not a gateway key at all: wrong prefix or length, or a checksum that does
+    /// not match (a typo, a truncated paste). Refused before any lookup.
+    MalformedKey,
+    /// 401: a well-formed key that is not in `GATEWAY_KEYS`.
     UnknownKey,
+    /// 401: a key whose entry's `expires` has passed.
+    ExpiredKey,
     /// 403: the key does not grant the route's scope.
     ScopeDenied,
     /// 403: the `Origin` is neither the gateway's own nor in `ALLOWED_ORIGINS`.
@@ -28,6 +33,9 @@ pub enum Refusal {
     BodyTimeout,
     /// 413: a body over [`super::BODY_LIMIT`].
     BodyTooLarge,
+    /// 429: the key is over its rate limit (`GATEWAY_RATE_LIMIT`); `Retry-After` says
+    /// when to try again. Nothing went upstream.
+    RateLimited,
     /// 500: a setting is missing or invalid (the message names it).
     Misconfigured,
     /// 502: no VCC token (the log's `detail` has the token error's code).
@@ -46,10 +54,12 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal (the README's table lists each; a test checks it).
-    pub const ALL: [Refusal; 16] = [
+    pub const ALL: [Refusal; 19] = [
         Self::BadRequest,
         Self::NoKey,
+        Self::MalformedKey,
         Self::UnknownKey,
+        Self::ExpiredKey,
         Self::ScopeDenied,
         Self::OriginDenied,
         Self::RouteNotFound,
@@ -57,6 +67,7 @@ impl Refusal {
         Self::MethodNotAllowed,
         Self::BodyTimeout,
         Self::BodyTooLarge,
+        Self::RateLimited,
         Self::Misconfigured,
         Self::TokenFailed,
         Self::UpstreamUnreachable,
@@ -69,12 +80,13 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
-            Self::NoKey | Self::UnknownKey => 401,
+            Self::NoKey | Self::MalformedKey | Self::UnknownKey | Self::ExpiredKey => 401,
             Self::ScopeDenied | Self::OriginDenied => 403,
             Self::RouteNotFound | Self::PathNotPlain => 404,
             Self::MethodNotAllowed => 405,
             Self::BodyTimeout => 408,
             Self::BodyTooLarge => 413,
+            Self::RateLimited => 429,
             Self::Misconfigured => 500,
             Self::TokenFailed | Self::UpstreamUnreachable | Self::UpstreamRedirect => 502,
             Self::TokenRejected => 503,
@@ -87,7 +99,9 @@ impl Refusal {
         match self {
             Self::BadRequest => "bad_request",
             Self::NoKey => "no_key",
+            Self::MalformedKey => "malformed_key",
             Self::UnknownKey => "unknown_key",
+            Self::ExpiredKey => "expired_key",
             Self::ScopeDenied => "scope_denied",
             Self::OriginDenied => "origin_denied",
             Self::RouteNotFound => "route_not_found",
@@ -95,6 +109,7 @@ impl Refusal {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BodyTimeout => "body_timeout",
             Self::BodyTooLarge => "body_too_large",
+            Self::RateLimited => "rate_limited",
             Self::Misconfigured => "gateway_misconfigured",
             Self::TokenFailed => "token_failed",
             Self::UpstreamUnreachable => "upstream_unreachable",
@@ -109,7 +124,11 @@ impl Refusal {
         match self {
             Self::BadRequest => "the request body could not be read",
             Self::NoKey => "send Authorization: Bearer <gateway key>",
+            Self::MalformedKey => {
+                "this is not a gateway key (it should start vccgw_; check for a typo or a cut-off paste)"
+            }
             Self::UnknownKey => "unknown gateway key",
+            Self::ExpiredKey => "this gateway key has expired; ask whoever runs the gateway for a new one",
             Self::ScopeDenied => "this gateway key may not use this API",
             Self::OriginDenied => "this origin is not allowed (ALLOWED_ORIGINS)",
             Self::RouteNotFound => "no VCC API route for this path",
@@ -119,6 +138,7 @@ impl Refusal {
             Self::MethodNotAllowed => "this API does not allow this method",
             Self::BodyTimeout => "the request body did not arrive in time",
             Self::BodyTooLarge => "request bodies are limited to 1 MiB",
+            Self::RateLimited => "this gateway key is over its rate limit; try again after Retry-After seconds",
             Self::Misconfigured => "the gateway is misconfigured",
             Self::TokenFailed => "the gateway could not get a VCC token",
             Self::UpstreamUnreachable => "VCC could not be reached",
