@@ -270,8 +270,20 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
     /// is not what is missing (a revoked client, a broken tenant, skewed clocks), so the
     /// key cools down before its next token request: 1 s, doubling to 60 s.
     pub fn invalidate_if(&mut self, key: &K, rejected: &AccessToken, now: u64) -> bool {
+        self.reject_where(key, now, |t, _| &t.value == rejected)
+    }
+
+    /// [`Self::invalidate_if`] by generation (the serial [`Self::current`] gives): for a
+    /// cache shared by many callers that hold a generation rather than the token (the
+    /// gateway's broker). However many callers report generation `n`, it is dropped
+    /// once; a newer token stays.
+    pub fn invalidate_generation(&mut self, key: &K, generation: u64, now: u64) -> bool {
+        self.reject_where(key, now, |_, serial| serial == generation)
+    }
+
+    fn reject_where(&mut self, key: &K, now: u64, is_rejected: impl Fn(&Token, u64) -> bool) -> bool {
         let Some(e) = self.entries.get_mut(key) else { return false };
-        if !e.token.as_ref().is_some_and(|t| &t.value == rejected) {
+        if !e.token.as_ref().is_some_and(|t| is_rejected(t, e.serial)) {
             return false;
         }
         e.token = None;
@@ -295,6 +307,34 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
                 e.rejected_streak = 0;
                 e.cooldown_until = 0;
             }
+        }
+    }
+
+    /// [`Self::confirm`] by generation.
+    pub fn confirm_generation(&mut self, key: &K, generation: u64) {
+        if let Some(e) = self.entries.get_mut(key) {
+            if e.probation && e.token.is_some() && e.serial == generation {
+                e.probation = false;
+                e.rejected_streak = 0;
+                e.cooldown_until = 0;
+            }
+        }
+    }
+
+    /// Whether `key`'s token replaces a rejected one and has not yet been seen to work:
+    /// the broker asks the isolates that use such a token to say when it works.
+    pub fn on_probation(&self, key: &K) -> bool {
+        self.entries.get(key).is_some_and(|e| e.probation)
+    }
+
+    /// Puts back a token kept in storage, with its generation, if `key` has none (a
+    /// restarted broker serves its stored token instead of fetching one). Later tokens
+    /// get later generations, so a generation is never reused across restarts.
+    pub fn restore(&mut self, key: &K, token: Token, generation: u64) {
+        let e = self.entries.entry(key.clone()).or_default();
+        if e.token.is_none() && e.flight.is_none() {
+            e.token = Some(token);
+            e.serial = generation;
         }
     }
 
@@ -556,5 +596,33 @@ mod tests {
         c.confirm(&"k", &a);
         assert!(c.invalidate_if(&"k", &b, 3));
         assert_eq!(c.get(&"k", 4), Plan::Cooldown(1_003));
+    }
+
+    #[test]
+    fn generations_survive_a_restore_and_are_dropped_once() {
+        let mut c = Cache::new(Margins::default());
+        c.restore(&"s", tok("stored", 0, 3_600_000), 41);
+        assert_eq!(c.get(&"s", 1000), Plan::Use);
+        assert_eq!(c.current(&"s").map(|(t, g)| (t.value.expose().to_owned(), g)), Some(("stored".into(), 41)));
+        // a stale generation changes nothing; the current one is dropped once
+        assert!(!c.invalidate_generation(&"s", 40, 1000));
+        assert!(c.invalidate_generation(&"s", 41, 1000));
+        assert!(!c.invalidate_generation(&"s", 41, 1000));
+        let Plan::Fetch(id) = c.get(&"s", 1000) else { panic!() };
+        c.finish(&"s", id, Ok(tok("next", 1000, 3_600_000)), 1000);
+        assert_eq!(c.current(&"s").map(|(_, g)| g), Some(42), "the next token's generation follows the stored one");
+        // a confirmed replacement ends the probation the rejection started
+        assert!(c.on_probation(&"s"));
+        c.confirm_generation(&"s", 41);
+        assert!(c.on_probation(&"s"), "an old generation confirms nothing");
+        c.confirm_generation(&"s", 42);
+        assert!(!c.on_probation(&"s"));
+        // so the next rejection is a plain one: a new token, no cooldown
+        assert!(c.invalidate_generation(&"s", 42, 2000));
+        let Plan::Fetch(id) = c.get(&"s", 2000) else { panic!("cooled down after a confirmed token") };
+        c.finish(&"s", id, Ok(tok("third", 2000, 3_600_000)), 2000);
+        // restoring over a live token does nothing
+        c.restore(&"s", tok("older", 0, 3_600_000), 7);
+        assert_eq!(c.current(&"s").map(|(_, g)| g), Some(43));
     }
 }

@@ -352,11 +352,13 @@ impl Inner {
                 .borrow()
                 .cache
                 .current(key)
-                .map(|(t, _)| Lease { token: t.value.clone(), cached: true })
+                .map(|(t, _)| Lease { token: t.value.clone(), cached: true, via: "isolate" })
                 .ok_or_else(closed_error),
-            Acquired::Pending(rx) => {
-                rx.await.unwrap_or_else(|_| Err(closed_error())).map(|token| Lease { token, cached: false })
-            }
+            Acquired::Pending(rx) => rx.await.unwrap_or_else(|_| Err(closed_error())).map(|token| Lease {
+                token,
+                cached: false,
+                via: "isolate",
+            }),
         }
     }
 
@@ -462,7 +464,7 @@ impl Inner {
             send_api(&attempt, token, accept).await
         };
         match exchange(&self, &key, &JsValue::UNDEFINED, send).await {
-            Ok((response, _)) => Ok(response.into()),
+            Ok((response, _, _)) => Ok(response.into()),
             Err(ExchangeError::Token(e)) => Err(err(e)),
             Err(ExchangeError::Send(e)) => Err(e),
         }
@@ -485,7 +487,7 @@ impl TokenSource for Rc<Inner> {
         }
     }
 
-    fn confirm(&self, key: &CacheKey, token: &AccessToken) {
+    fn confirm(&self, key: &CacheKey, token: &AccessToken, _keep_alive: &JsValue) {
         self.state.borrow_mut().cache.confirm(key, token);
     }
 

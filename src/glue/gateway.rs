@@ -28,6 +28,7 @@ use web_sys::{
     StreamPipeOptions, TransformStream,
 };
 
+use super::broker::{self, BrokerTokens};
 use super::http::{
     bearer, collect, deadline, next_chunk, request_init, request_token, upstream_fetch, Collected, Transport,
 };
@@ -60,17 +61,66 @@ struct Inner {
 
 struct Setup {
     config: Rc<GatewayConfig>,
-    /// Where requests get their tokens: the seam. Today the isolate's own cache; a source
-    /// of another kind plugs in here, and the request path does not change.
-    tokens: Rc<IsolateTokens>,
+    /// Where requests get their tokens: the seam. The isolate's own cache, or the
+    /// fleet's broker (with the isolate's cache as its fallback); the request path is
+    /// the same for both.
+    tokens: Tokens,
+}
+
+/// The two token sources, chosen once per isolate by whether `TOKEN_BROKER` is bound.
+enum Tokens {
+    Isolate(Rc<IsolateTokens>),
+    Broker(Rc<BrokerTokens>),
+}
+
+impl Tokens {
+    fn mode(&self) -> &'static str {
+        match self {
+            Self::Isolate(_) => "isolate",
+            Self::Broker(_) => "broker",
+        }
+    }
+}
+
+impl TokenSource for Tokens {
+    type Key = ScopeSet;
+
+    async fn token(&self, scope: &ScopeSet, ctx: &JsValue) -> Result<Lease, VccError> {
+        match self {
+            Self::Isolate(t) => t.token(scope, ctx).await,
+            Self::Broker(t) => t.token(scope, ctx).await,
+        }
+    }
+
+    fn reject(&self, scope: &ScopeSet, token: &AccessToken) {
+        match self {
+            Self::Isolate(t) => t.reject(scope, token),
+            Self::Broker(t) => t.reject(scope, token),
+        }
+    }
+
+    fn confirm(&self, scope: &ScopeSet, token: &AccessToken, ctx: &JsValue) {
+        match self {
+            Self::Isolate(t) => t.confirm(scope, token, ctx),
+            Self::Broker(t) => t.confirm(scope, token, ctx),
+        }
+    }
+
+    fn health(&self) -> Vec<(ScopeSet, Info)> {
+        match self {
+            Self::Isolate(t) => t.health(),
+            Self::Broker(t) => t.health(),
+        }
+    }
 }
 
 /// The isolate's token cache, as a [`TokenSource`] keyed by scope set. See the module
-/// docs for how single-flight survives workerd's request boundaries.
-struct IsolateTokens {
-    config: Rc<GatewayConfig>,
+/// docs for how single-flight survives workerd's request boundaries. The broker object
+/// runs one too, for its scope set.
+pub(super) struct IsolateTokens {
+    pub(super) config: Rc<GatewayConfig>,
     /// Waiters are the `resolve` functions of promises each waiting request created.
-    cache: RefCell<TokenCache<ScopeSet, Function>>,
+    pub(super) cache: RefCell<TokenCache<ScopeSet, Function>>,
 }
 
 /// The edge gateway: `new Gateway(env)` once per isolate, then
@@ -197,6 +247,8 @@ struct Cx {
     key: Option<String>,
     scope: Option<ScopeSet>,
     cache: Option<CacheUse>,
+    /// Where the token came from (`Lease::via`).
+    via: Option<&'static str>,
     /// A code: the refusal's, or the more precise one of what caused it.
     detail: Option<&'static str>,
 }
@@ -213,6 +265,7 @@ impl Cx {
             key: None,
             scope: None,
             cache: None,
+            via: None,
             detail: None,
         }
     }
@@ -238,7 +291,8 @@ impl Cx {
             .set("ms", ms as f64)
             .set("key", self.key.as_deref().map_or(JsValue::NULL, JsValue::from_str))
             .set("scope", self.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
-            .set("cache", self.cache.map_or("-", cache_word));
+            .set("cache", self.cache.map_or("-", cache_word))
+            .set("tokens", self.via.unwrap_or("-"));
         if let Some(d) = self.detail {
             line.set("detail", d);
         }
@@ -308,7 +362,7 @@ fn copy_headers(from: &Headers, to: &Headers, keep: impl Fn(&str) -> bool) -> Re
     Ok(())
 }
 
-fn wait_until(ctx: &JsValue, promise: &Promise) {
+pub(super) fn wait_until(ctx: &JsValue, promise: &Promise) {
     if let Ok(f) = Reflect::get(ctx, &"waitUntil".into()) {
         if let Some(f) = f.dyn_ref::<Function>() {
             let _ = f.call1(ctx, promise);
@@ -322,23 +376,15 @@ impl Gateway {
     /// bad setting every request gets 500 `gateway_misconfigured` naming it.
     #[wasm_bindgen(constructor)]
     pub fn new(env: JsValue) -> Gateway {
-        let genv = GatewayEnv {
-            region: env_string(&env, "VCC_REGION"),
-            client_id: env_string(&env, "VCC_CLIENT_ID"),
-            client_secret: env_string(&env, "VCC_CLIENT_SECRET").map(ClientSecret::new),
-            auth_base_url: env_string(&env, "VCC_AUTH_BASE_URL"),
-            api_base_url: env_string(&env, "VCC_API_BASE_URL"),
-            allowed_origins: env_string(&env, "ALLOWED_ORIGINS"),
-            gateway_keys: env_string(&env, "GATEWAY_KEYS").map(|t| json_rows(&t)),
-            gateway_routes: env_string(&env, "GATEWAY_ROUTES").map(|t| json_rows(&t)),
-            rate_limit_period: env_string(&env, "GATEWAY_RATE_LIMIT_PERIOD"),
-            upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
-            body_timeout_ms: env_string(&env, "BODY_TIMEOUT_MS"),
-        };
-        let setup = genv.validate().map(|config| {
+        let setup = read_env(&env).map(|config| {
             let config = Rc::new(config);
             let cache = RefCell::new(TokenCache::new(config.settings.margins));
-            Setup { tokens: Rc::new(IsolateTokens { config: config.clone(), cache }), config }
+            let isolate = Rc::new(IsolateTokens { config: config.clone(), cache });
+            let tokens = match broker::namespace(&env) {
+                Some(ns) => Tokens::Broker(Rc::new(BrokerTokens::new(ns, config.clone(), isolate))),
+                None => Tokens::Isolate(isolate),
+            };
+            Setup { tokens, config }
         });
         if let Err(m) = &setup {
             console_error(&misconfigured_json(m));
@@ -358,6 +404,27 @@ impl Gateway {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move { inner.handle(request, ctx).await.map(Into::into) })
+    }
+}
+
+/// The gateway's settings from the Worker's `env` (the broker object reads the same).
+pub(super) fn read_env(env: &JsValue) -> Result<GatewayConfig, Misconfigured> {
+    let env = env.clone();
+    {
+        let genv = GatewayEnv {
+            region: env_string(&env, "VCC_REGION"),
+            client_id: env_string(&env, "VCC_CLIENT_ID"),
+            client_secret: env_string(&env, "VCC_CLIENT_SECRET").map(ClientSecret::new),
+            auth_base_url: env_string(&env, "VCC_AUTH_BASE_URL"),
+            api_base_url: env_string(&env, "VCC_API_BASE_URL"),
+            allowed_origins: env_string(&env, "ALLOWED_ORIGINS"),
+            gateway_keys: env_string(&env, "GATEWAY_KEYS").map(|t| json_rows(&t)),
+            gateway_routes: env_string(&env, "GATEWAY_ROUTES").map(|t| json_rows(&t)),
+            rate_limit_period: env_string(&env, "GATEWAY_RATE_LIMIT_PERIOD"),
+            upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
+            body_timeout_ms: env_string(&env, "BODY_TIMEOUT_MS"),
+        };
+        genv.validate()
     }
 }
 
@@ -426,8 +493,11 @@ impl Inner {
                 scopes.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
                 let scopes: Vec<_> = scopes.iter().map(|(k, info)| (k.as_str(), info.clone())).collect();
                 let about = HealthAbout {
-                    tokens: "isolate",
-                    broker_error: None,
+                    tokens: setup.tokens.mode(),
+                    broker_error: match &setup.tokens {
+                        Tokens::Broker(b) => b.last_error(),
+                        Tokens::Isolate(_) => None,
+                    },
                     rate_limit: self.rate_limit.is_some(),
                     keys: setup.config.key_list().collect(),
                 };
@@ -501,7 +571,7 @@ impl Inner {
             let send = async |token: &AccessToken| send(request, method, &f, token, body.as_ref(), &deadline).await;
             exchange(&setup.tokens, &f.scope, &cx.ctx, send).await
         };
-        let (upstream, cache) = match outcome {
+        let (upstream, cache, via) = match outcome {
             Ok(answer) => answer,
             Err(ExchangeError::Token(e)) => {
                 cx.detail = Some(e.code.as_str());
@@ -515,6 +585,7 @@ impl Inner {
             Err(ExchangeError::Send(r)) => return cx.refuse(r),
         };
         cx.cache = Some(cache);
+        cx.via = Some(via);
         let from = upstream.headers();
         let connection = from.get("connection").ok().flatten();
         let headers = Headers::new()?;
@@ -553,13 +624,13 @@ fn within_deadline(
 impl IsolateTokens {
     /// A token for `scope` and whether it came from the cache. See the module docs for
     /// how single-flight survives workerd's request boundaries.
-    async fn lease(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) -> Result<Lease, VccError> {
+    pub(super) async fn lease(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) -> Result<Lease, VccError> {
         let current = |tokens: &IsolateTokens| {
             tokens
                 .cache
                 .borrow()
                 .current(scope)
-                .map(|(t, _)| Lease { token: t.value.clone(), cached: true })
+                .map(|(t, _)| Lease { token: t.value.clone(), cached: true, via: "isolate" })
                 .ok_or_else(|| VccError::new(ErrorCode::TokenEndpoint, "no token after a successful plan"))
         };
         // Two rounds at most: the second after abandoning a flight that did not answer.
@@ -603,7 +674,7 @@ impl IsolateTokens {
             };
             let answer = JsFuture::from(promise).await.unwrap_or(JsValue::UNDEFINED);
             if let Some(token) = answer.as_string() {
-                return Ok(Lease { token: AccessToken::new(token), cached: false });
+                return Ok(Lease { token: AccessToken::new(token), cached: false, via: "isolate" });
             }
             if answer.is_undefined() {
                 continue;
@@ -613,6 +684,36 @@ impl IsolateTokens {
             return Err(VccError::new(code, "the token request failed"));
         }
         Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
+    }
+
+    /// Refreshes `scope`'s token now if it is due (refresh-ahead or later) and waits for
+    /// it: the broker's alarm. A fresh token, a flight in progress that answers, or a
+    /// cooldown leave nothing to do, so the alarm may run twice.
+    pub(super) async fn refresh(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) {
+        let id = match self.cache.borrow_mut().get(scope, now_ms()) {
+            Plan::UseAndRefresh(id) | Plan::Fetch(id) => Some(id),
+            Plan::Wait(id) => {
+                let _ = id;
+                None
+            }
+            Plan::Use | Plan::Cooldown(_) => return,
+        };
+        let mut resolve: Option<Function> = None;
+        let promise = Promise::new(&mut |res, _| resolve = Some(res));
+        let Some(resolve) = resolve else { return };
+        match id {
+            Some(id) => {
+                let _ = self.cache.borrow_mut().wait(scope, id, resolve);
+                self.start_flight(scope, id, ctx);
+            }
+            None => {
+                // Someone's flight is under way: wait for it like any caller.
+                drop(resolve);
+                let _ = self.lease(scope, ctx).await;
+                return;
+            }
+        }
+        let _ = JsFuture::from(promise).await;
     }
 
     /// Starts flight `id` for `scope`, kept alive by this request's `ctx.waitUntil`.
@@ -647,7 +748,7 @@ impl TokenSource for Rc<IsolateTokens> {
         self.cache.borrow_mut().invalidate_if(scope, token, now_ms());
     }
 
-    fn confirm(&self, scope: &ScopeSet, token: &AccessToken) {
+    fn confirm(&self, scope: &ScopeSet, token: &AccessToken, _ctx: &JsValue) {
         self.cache.borrow_mut().confirm(scope, token);
     }
 

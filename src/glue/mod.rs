@@ -1,5 +1,7 @@
 //! The wasm glue: the only code that touches JS. It performs what `crate::core` decides.
 
+#[cfg(feature = "gateway")]
+mod broker;
 mod client;
 #[cfg(feature = "gateway")]
 mod gateway;
@@ -8,6 +10,8 @@ mod js;
 mod tokens;
 mod types;
 
+#[cfg(feature = "gateway")]
+pub use broker::Broker;
 pub use client::VccClient;
 #[cfg(feature = "gateway")]
 pub use gateway::Gateway;

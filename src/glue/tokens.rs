@@ -18,8 +18,12 @@ use crate::core::secret::AccessToken;
 pub struct Lease {
     /// The token.
     pub token: AccessToken,
-    /// Whether it came from the cache without waiting.
+    /// Whether it came from a cache without waiting for a token request.
     pub cached: bool,
+    /// Where it came from, for logs: `"isolate"` (this process's cache), `"l1"` (the
+    /// broker's answer kept by this isolate), `"broker"`, or `"fallback"` (this isolate's
+    /// own fetch while the broker fails).
+    pub via: &'static str,
 }
 
 /// Where requests get their tokens.
@@ -36,8 +40,8 @@ pub trait TokenSource {
     /// current one for `key` (a token another caller has already replaced stays).
     fn reject(&self, key: &Self::Key, token: &AccessToken);
 
-    /// VCC accepted `token` (any answer but a 401).
-    fn confirm(&self, key: &Self::Key, token: &AccessToken);
+    /// VCC accepted `token` (any answer but a 401). `keep_alive` as for `token`.
+    fn confirm(&self, key: &Self::Key, token: &AccessToken, keep_alive: &JsValue);
 
     /// Times and counters of every key the source has served: never a token.
     fn health(&self) -> Vec<(Self::Key, Info)>;
@@ -64,29 +68,38 @@ pub enum ExchangeError<E> {
 
 /// One authenticated call: a token for `key`, `send` with it; on a 401 `invalid_token`,
 /// the token is rejected and the call is sent once more with a new one. If that one is
-/// rejected too, the source hears of it (its storm brake) and the caller gets VCC's 401.
+/// rejected too, the source hears of it (its storm brake) and the caller gets VCC's 401,
+/// unless that token came from a cache rather than a fresh request: a fleet's shared
+/// cache can hold a newer generation that a revocation killed as well, so it is
+/// rejected in turn and the call tried a third time (at most two generations per call).
 pub async fn exchange<S: TokenSource, E>(
     source: &S,
     key: &S::Key,
     keep_alive: &JsValue,
     send: impl AsyncFn(&AccessToken) -> Result<Response, E>,
-) -> Result<(Response, CacheUse), ExchangeError<E>> {
-    let lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
-    let first = send(&lease.token).await.map_err(ExchangeError::Send)?;
-    if first.status() != 401 {
-        source.confirm(key, &lease.token);
-    }
-    if first.status() != 401 || !is_invalid_token(&first).await {
-        return Ok((first, if lease.cached { CacheUse::Hit } else { CacheUse::Miss }));
-    }
-    discard(&first);
-    source.reject(key, &lease.token);
-    let lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
-    let second = send(&lease.token).await.map_err(ExchangeError::Send)?;
-    if second.status() != 401 {
-        source.confirm(key, &lease.token);
-    } else if is_invalid_token(&second).await {
+) -> Result<(Response, CacheUse, &'static str), ExchangeError<E>> {
+    let mut lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
+    let first_cached = lease.cached;
+    let mut attempt = 0;
+    loop {
+        let answer = send(&lease.token).await.map_err(ExchangeError::Send)?;
+        if answer.status() != 401 {
+            source.confirm(key, &lease.token, keep_alive);
+        }
+        let use_ = match (attempt, first_cached) {
+            (0, true) => CacheUse::Hit,
+            (0, false) => CacheUse::Miss,
+            _ => CacheUse::Refreshed,
+        };
+        if answer.status() != 401 || !is_invalid_token(&answer).await {
+            return Ok((answer, use_, lease.via));
+        }
         source.reject(key, &lease.token);
+        if attempt == 2 || (attempt == 1 && !lease.cached) {
+            return Ok((answer, use_, lease.via));
+        }
+        discard(&answer);
+        lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
+        attempt += 1;
     }
-    Ok((second, CacheUse::Refreshed))
 }

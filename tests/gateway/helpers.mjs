@@ -43,38 +43,73 @@ const outputs = [];
 /** Everything every gateway started so far printed. */
 export const allOutput = () => outputs.map((o) => o.output).join("\n----\n");
 
-/** worker/wrangler.toml with its `[[ratelimits]]` block replaced: by `{ limit, period }`,
- *  or by nothing (no binding, no limit) when `rateLimit` is null. Written next to the
- *  original (paths in it are relative to it); returns its path. */
-function configWith(rateLimit) {
-  const shipped = readFileSync(join(ROOT, "worker/wrangler.toml"), "utf8");
-  const without = shipped.replace(/\[\[ratelimits\]\][\s\S]*?\n\n/, "\n");
-  assert.notEqual(without, shipped, "worker/wrangler.toml has a [[ratelimits]] block followed by a blank line");
-  const block = rateLimit
-    ? `\n[[ratelimits]]\nname = "GATEWAY_RATE_LIMIT"\nnamespace_id = "1001"\nsimple = { limit = ${rateLimit.limit}, period = ${rateLimit.period} }\n`
-    : "";
+/** Cuts the block that starts with `header` (up to its blank line) out of `toml`. */
+function cut(toml, header) {
+  const at = toml.indexOf(header);
+  assert.ok(at >= 0, `worker/wrangler.toml has a ${header} block`);
+  const end = toml.indexOf("\n\n", at);
+  return toml.slice(0, at) + toml.slice(end + 2);
+}
+
+/** worker/wrangler.toml adjusted for a test, written next to the original (paths in it
+ *  are relative to it); returns its path.
+ *  - `rateLimit`: `{ limit, period }` for GATEWAY_RATE_LIMIT, or null for no binding;
+ *  - `broker`: false (no TOKEN_BROKER binding: per-isolate tokens), true (the shipped
+ *    binding, the object hosted here), or the name of the worker that hosts it (this one
+ *    then binds it by `script_name`, as a second gateway of the fleet);
+ *  - `name`: the worker's name (two processes sharing a dev registry need two). */
+function configWith({ rateLimit, broker, name }) {
+  let toml = readFileSync(join(ROOT, "worker/wrangler.toml"), "utf8");
+  toml = cut(toml, "[[ratelimits]]");
+  if (rateLimit)
+    toml += `\n[[ratelimits]]\nname = "GATEWAY_RATE_LIMIT"\nnamespace_id = "1001"\nsimple = { limit = ${rateLimit.limit}, period = ${rateLimit.period} }\n`;
+  if (broker !== true) toml = cut(toml, "[[durable_objects.bindings]]");
+  if (typeof broker === "string") {
+    toml = cut(toml, "[[migrations]]");
+    toml += `\n[[durable_objects.bindings]]\nname = "TOKEN_BROKER"\nclass_name = "TokenBroker"\nscript_name = "${broker}"\n`;
+  }
+  if (name) toml = toml.replace(/^name = ".*"$/m, `name = "${name}"`);
   const path = join(ROOT, "worker", `.test-${rnd()}.toml`);
-  writeFileSync(path, without + block);
+  writeFileSync(path, toml);
   return path;
 }
 
 /** Starts `wrangler dev` for worker/ with these settings; resolves once it answers.
- *  `rateLimit`: `{ limit, period }` for the GATEWAY_RATE_LIMIT binding; by default none
- *  (the suites that do not test limits must not trip one). `stop()` ends its whole
- *  process group (wrangler and its workerd). */
-export async function startGateway(vars, { rateLimit = null } = {}) {
+ *  Options: `rateLimit`, `broker`, `name` (see configWith; by default no rate limit and
+ *  no broker, so suites that test neither are not shaped by them), `registry` (a
+ *  private dev registry, shared by processes that bind each other's objects),
+ *  `persistTo` (local storage, kept across a restart). `stop()` ends its whole process
+ *  group (wrangler and its workerd). */
+export async function startGateway(vars, { rateLimit = null, broker = false, name, registry, persistTo } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gw-"));
   const envFile = writeEnvFile(join(dir, ".env"), vars);
-  const config = configWith(rateLimit);
+  const config = configWith({ rateLimit, broker, name });
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const proc = startChild(
     "wrangler",
     join(ROOT, "node_modules/.bin/wrangler"),
-    ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile, "--show-interactive-dev-session=false"],
+    [
+      "dev",
+      "--config",
+      config,
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--env-file",
+      envFile,
+      "--show-interactive-dev-session=false",
+      ...(persistTo ? ["--persist-to", persistTo] : []),
+    ],
     {
       cwd: join(ROOT, "worker"),
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: "false",
+        CI: "true",
+        ...(registry ? { WRANGLER_REGISTRY_PATH: registry } : {}),
+      },
     },
   );
   outputs.push(proc);

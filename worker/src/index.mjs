@@ -1,7 +1,8 @@
-// The gateway's Worker entry: nothing of substance lives here. The Gateway (Rust, in
-// the vcc-auth package built by `make pkg`) reads its settings from env once per
-// isolate; nothing runs at module scope (workerd allows no I/O there).
-import { Gateway } from "../build/workerd.mjs"; // scripts/build-pkg.sh --gateway (make gateway)
+// The gateway's Worker entry: nothing of substance lives here. The Gateway and the
+// TokenBroker's logic (Rust, in the vcc-auth package built by `make pkg`) read their
+// settings from env; nothing runs at module scope (workerd allows no I/O there).
+import { DurableObject } from "cloudflare:workers";
+import { Broker, Gateway } from "../build/workerd.mjs"; // scripts/build-pkg.sh --gateway (make gateway)
 
 let gateway;
 
@@ -11,3 +12,26 @@ export default {
     return gateway.fetch(request, ctx);
   },
 };
+
+/** One scope set's token for the whole fleet (binding TOKEN_BROKER): a thin shell over
+ *  the wasm `Broker`, which keeps the token in this object's storage. RPC methods:
+ *  token(scope, rejectedGeneration?) and confirm(scope, generation). */
+export class TokenBroker extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.broker = new Broker(env, ctx);
+    ctx.blockConcurrencyWhile(() => this.broker.restore());
+  }
+
+  token(scope, rejectedGeneration) {
+    return this.broker.token(String(scope), typeof rejectedGeneration === "number" ? rejectedGeneration : undefined);
+  }
+
+  confirm(scope, generation) {
+    this.broker.confirm(String(scope), Number(generation));
+  }
+
+  alarm() {
+    return this.broker.alarm();
+  }
+}

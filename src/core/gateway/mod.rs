@@ -11,6 +11,7 @@
 //! - here: [`GatewayConfig::decide`], which turns a request into a [`Decision`] the glue
 //!   carries out.
 
+pub mod broker;
 mod headers;
 mod json;
 mod keys;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::keys::{Grant, KEY_PREFIX};
-use crate::core::config::{RawConfig, Settings};
+use crate::core::config::{RawConfig, Region, Settings};
 use crate::core::routes::{self, Methods, Route};
 use crate::core::scope::ScopeSet;
 use crate::core::secret::ClientSecret;
@@ -99,6 +99,8 @@ pub struct GatewayConfig {
     pub(super) extra_routes: Vec<Route>,
     /// Seconds a rate-limited caller is told to wait (`Retry-After`).
     pub rate_limit_period_s: u32,
+    /// `VCC_REGION`, where the token broker is placed.
+    pub region: Option<Region>,
 }
 
 impl core::fmt::Debug for GatewayConfig {
@@ -335,6 +337,7 @@ fn extra_routes(rows: Option<JsonRows>) -> Result<Vec<Route>, Misconfigured> {
 impl GatewayEnv {
     /// Validates every setting; the first problem names its setting.
     pub fn validate(self) -> Result<GatewayConfig, Misconfigured> {
+        let region = self.region.as_deref().map(str::trim).and_then(Region::parse);
         let raw = RawConfig {
             region: self.region,
             client_id: self.client_id,
@@ -378,6 +381,7 @@ impl GatewayEnv {
             body_timeout_ms,
             extra_routes,
             rate_limit_period_s,
+            region,
         })
     }
 }
