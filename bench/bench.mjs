@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { VccClient } from "../pkg/node.mjs";
 import { initSync } from "../pkg/vcc_auth.js";
 import { gatewayRows } from "./gateway-bench.mjs";
+import { brokerRows } from "./broker-bench.mjs";
 
 const root = new URL("../", import.meta.url).pathname;
 const EMU = process.env.VCC_EMULATOR_URL;
@@ -185,6 +186,7 @@ rot.close();
 // 5. The gateway in workerd against a plain JS pass-through worker.
 console.error("gateway");
 for (const r of await gatewayRows()) row(...r);
+for (const r of await brokerRows()) row(...r);
 
 const table = ["| benchmark | measured | goal | notes |", "|---|---|---|---|", ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 const stamp = `Measured ${new Date().toISOString().slice(0, 10)} on ${process.platform}/${process.arch}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores.`;

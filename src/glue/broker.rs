@@ -187,6 +187,9 @@ impl BrokerInner {
                     .set("obtainedAt", t.obtained_at as f64)
                     .set("expiresAt", t.expires_at as f64)
                     .set("probation", cache.on_probation(&scope));
+                if let Some(info) = cache.info(&scope) {
+                    out.set("fetches", info.fetches).set("refreshes", info.refreshes).set("failures", info.failures);
+                }
             }
             // Replaced meanwhile: usable now, not worth keeping.
             None => {
@@ -249,7 +252,6 @@ struct L1 {
     token: AccessToken,
     generation: u64,
     until: u64,
-    refresh_at: u64,
     probation: bool,
 }
 
@@ -262,6 +264,8 @@ pub(super) struct BrokerTokens {
     l1: RefCell<HashMap<ScopeSet, L1>>,
     /// A generation to report as rejected on the next broker call for the scope.
     rejected: RefCell<HashMap<ScopeSet, u64>>,
+    /// What the broker said of each scope (times, last error), for `/healthz`.
+    seen: RefCell<HashMap<ScopeSet, Info>>,
     breaker: Cell<Breaker>,
     last_error: Cell<Option<&'static str>>,
     /// A do-nothing rejection handler, made once.
@@ -283,6 +287,7 @@ impl BrokerTokens {
             fallback,
             l1: RefCell::default(),
             rejected: RefCell::default(),
+            seen: RefCell::default(),
             breaker: Cell::default(),
             last_error: Cell::new(None),
             ignore: Closure::new(|_: JsValue| {}),
@@ -349,6 +354,10 @@ impl BrokerTokens {
                             "the token broker could not get a token",
                         );
                         e.retry_after_ms = num(&answer, "retryAfterMs");
+                        let mut seen = self.seen.borrow_mut();
+                        let info = seen.entry(scope.clone()).or_default();
+                        info.failures += 1;
+                        info.last_error = Some(e.clone());
                         return Err(e);
                     }
                     let Some(token) = get(&answer, "token").as_string().map(AccessToken::new) else {
@@ -362,7 +371,18 @@ impl BrokerTokens {
                     let cached = get(&answer, "cached").as_bool() == Some(true);
                     self.l1
                         .borrow_mut()
-                        .insert(scope.clone(), L1 { token: token.clone(), generation, until, refresh_at, probation });
+                        .insert(scope.clone(), L1 { token: token.clone(), generation, until, probation });
+                    let mut seen = self.seen.borrow_mut();
+                    let info = seen.entry(scope.clone()).or_default();
+                    info.obtained_at = num(&answer, "obtainedAt");
+                    info.expires_at = num(&answer, "expiresAt");
+                    info.refresh_at = Some(refresh_at);
+                    info.last_error = None;
+                    // The broker's counters: the fleet's fetches of this scope set.
+                    let count = |name| num(&answer, name).map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
+                    info.fetches = count("fetches");
+                    info.refreshes = count("refreshes");
+                    info.failures = count("failures");
                     return Ok(Lease { token, cached, via: "broker" });
                 }
                 Err(f) => {
@@ -425,16 +445,12 @@ impl TokenSource for Rc<BrokerTokens> {
         self.fallback.confirm(scope, token, ctx);
     }
 
+    /// What the broker last said of each scope; this isolate's own cache for scopes
+    /// it has only fetched itself (while the broker failed).
     fn health(&self) -> Vec<(ScopeSet, Info)> {
-        let mut out = self.fallback.health();
-        for (scope, l) in self.l1.borrow().iter() {
-            if !out.iter().any(|(s, _)| s == scope) {
-                out.push((
-                    scope.clone(),
-                    Info { refresh_at: Some(l.refresh_at), expires_at: Some(l.until), ..Info::default() },
-                ));
-            }
-        }
+        let seen = self.seen.borrow();
+        let mut out: Vec<_> = seen.iter().map(|(s, i)| (s.clone(), i.clone())).collect();
+        out.extend(self.fallback.health().into_iter().filter(|(s, _)| !seen.contains_key(s)));
         out
     }
 }
