@@ -59,6 +59,7 @@ test("both processes say they use the broker", async () => {
     const h = await (await fetch(`${gw.base}/healthz`)).json();
     assert.equal(h.tokens, "broker");
     assert.equal(h.brokerError, null);
+    assert.equal(h.rateLimit, "off", "no GATEWAY_RATE_LIMIT binding in this config");
   }
 });
 
@@ -110,6 +111,8 @@ test("restart: the broker serves its stored token, no token request", async () =
   assert.equal(r.status, 200);
   await r.arrayBuffer();
   assert.equal(await tokenCount("stats"), before);
+  // wrangler prints the log line a moment after the answer
+  for (let i = 0; i < 30 && !/"tokens":"broker"/.test(a.out.text); i++) await sleep(100);
   assert.match(a.out.text, /"tokens":"broker"/);
 });
 
