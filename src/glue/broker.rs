@@ -239,10 +239,14 @@ impl BrokerInner {
             return; // idle: no token request, no next alarm
         }
         tokens.refresh(&scope, &self.state).await;
+        // A new token: `persist` stores it and sets the next alarm. None (the refresh
+        // failed and the cache backs off, or the token was already fresh): set it here.
+        let before = self.stored.get().0;
         self.persist(&scope);
-        // After a failed refresh the cache backs off; try again then.
-        if let Some(at) = tokens.cache.borrow().next_wakeup(&scope) {
-            let _ = call(&get(&self.state, "storage"), "setAlarm", &[&(at.max(now + 1000) as f64).into()]);
+        if self.stored.get().0 == before {
+            if let Some(at) = tokens.cache.borrow().next_wakeup(&scope) {
+                let _ = call(&get(&self.state, "storage"), "setAlarm", &[&(at.max(now + 1000) as f64).into()]);
+            }
         }
     }
 }

@@ -650,29 +650,7 @@ impl IsolateTokens {
                     return Err(e);
                 }
             };
-            // Our own promise, created in our own request's context.
-            let mut resolve: Option<Function> = None;
-            let promise = Promise::new(&mut |res, _| resolve = Some(res));
-            let Some(resolve) = resolve else { continue };
-            let _ = self.cache.borrow_mut().wait(scope, id, resolve);
-            let _deadline = if own {
-                self.start_flight(scope, id, ctx);
-                None
-            } else {
-                // Not ours: if it does not answer in time, abandon it and wake its
-                // waiters (with `undefined`) to re-plan together.
-                let weak: Weak<IsolateTokens> = Rc::downgrade(self);
-                let key = scope.clone();
-                Some(Timer::new(JOIN_TIMEOUT_MS, true, move || {
-                    if let Some(tokens) = weak.upgrade() {
-                        let waiters = tokens.cache.borrow_mut().abandon(&key, id);
-                        for w in waiters {
-                            let _ = w.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
-                        }
-                    }
-                }))
-            };
-            let answer = JsFuture::from(promise).await.unwrap_or(JsValue::UNDEFINED);
+            let Some(answer) = self.join(scope, id, own, ctx).await else { continue };
             if let Some(token) = answer.as_string() {
                 return Ok(Lease { token: AccessToken::new(token), cached: false, via: "isolate" });
             }
@@ -686,34 +664,43 @@ impl IsolateTokens {
         Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
     }
 
-    /// Refreshes `scope`'s token now if it is due (refresh-ahead or later) and waits for
-    /// it: the broker's alarm. A fresh token, a flight in progress that answers, or a
-    /// cooldown leave nothing to do, so the alarm may run twice.
-    pub(super) async fn refresh(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) {
-        let id = match self.cache.borrow_mut().get(scope, now_ms()) {
-            Plan::UseAndRefresh(id) | Plan::Fetch(id) => Some(id),
-            Plan::Wait(id) => {
-                let _ = id;
-                None
-            }
-            Plan::Use | Plan::Cooldown(_) => return,
-        };
+    /// Waits on flight `id` for `scope` with a promise of our own, created in our own
+    /// request's context; starts the flight first when it is ours (`own`). A flight that
+    /// is not ours and does not answer within [`JOIN_TIMEOUT_MS`] is abandoned, which
+    /// wakes its waiters (with `undefined`) to re-plan together. The answer is the token
+    /// string, a `VccError` object, or `undefined`; `None` if no promise could be made.
+    async fn join(self: &Rc<Self>, scope: &ScopeSet, id: FlightId, own: bool, ctx: &JsValue) -> Option<JsValue> {
         let mut resolve: Option<Function> = None;
         let promise = Promise::new(&mut |res, _| resolve = Some(res));
-        let Some(resolve) = resolve else { return };
-        match id {
-            Some(id) => {
-                let _ = self.cache.borrow_mut().wait(scope, id, resolve);
-                self.start_flight(scope, id, ctx);
-            }
-            None => {
-                // Someone's flight is under way: wait for it like any caller.
-                drop(resolve);
-                let _ = self.lease(scope, ctx).await;
-                return;
-            }
-        }
-        let _ = JsFuture::from(promise).await;
+        let _ = self.cache.borrow_mut().wait(scope, id, resolve?);
+        let _deadline = if own {
+            self.start_flight(scope, id, ctx);
+            None
+        } else {
+            let weak: Weak<IsolateTokens> = Rc::downgrade(self);
+            let key = scope.clone();
+            Some(Timer::new(JOIN_TIMEOUT_MS, true, move || {
+                if let Some(tokens) = weak.upgrade() {
+                    let waiters = tokens.cache.borrow_mut().abandon(&key, id);
+                    for w in waiters {
+                        let _ = w.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED);
+                    }
+                }
+            }))
+        };
+        Some(JsFuture::from(promise).await.unwrap_or(JsValue::UNDEFINED))
+    }
+
+    /// Refreshes `scope`'s token now if it is due (refresh-ahead or later) and waits for
+    /// it: the broker's alarm. A fresh token or a cooldown leave nothing to do, so the
+    /// alarm may run twice; a flight already under way is waited on like any caller's.
+    pub(super) async fn refresh(self: &Rc<Self>, scope: &ScopeSet, ctx: &JsValue) {
+        let (id, own) = match self.cache.borrow_mut().get(scope, now_ms()) {
+            Plan::UseAndRefresh(id) | Plan::Fetch(id) => (id, true),
+            Plan::Wait(id) => (id, false),
+            Plan::Use | Plan::Cooldown(_) => return,
+        };
+        let _ = self.join(scope, id, own, ctx).await;
     }
 
     /// Starts flight `id` for `scope`, kept alive by this request's `ctx.waitUntil`.
