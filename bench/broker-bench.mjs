@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EMU, control, mintKey, newClient, sleep, startGateway, stats } from "../tests/gateway/helpers.mjs";
+import { control, gatewayVars, mintKey, newClient, sleep, startGateway, stats } from "../tests/gateway/helpers.mjs";
 
 const LIFETIME_S = 5;
 const WINDOW_S = 15;
@@ -35,13 +35,7 @@ async function fleet(n, broker, vars) {
 async function perLifetime(n, broker) {
   const client = await newClient(`bench-fleet-${broker ? "b" : "i"}${n}`, LIFETIME_S);
   const key = mintKey("bench", ["*"]);
-  const vars = {
-    VCC_CLIENT_ID: client.id,
-    VCC_CLIENT_SECRET: client.secret,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify([key.entry]),
-  };
+  const vars = gatewayVars(client, [key.entry]);
   const f = await fleet(n, broker, vars);
   try {
     const until = Date.now() + WINDOW_S * 1000;
@@ -80,13 +74,7 @@ async function median(fn, n) {
 async function l1Miss() {
   const client = await newClient("bench-l1", 7200);
   const key = mintKey("bench", ["*"]);
-  const vars = {
-    VCC_CLIENT_ID: client.id,
-    VCC_CLIENT_SECRET: client.secret,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify([key.entry]),
-  };
+  const vars = gatewayVars(client, [key.entry]);
   const f = await fleet(2, true, vars);
   const call = (g, path) => fetch(`${g.base}${path}`, { headers: { authorization: `Bearer ${key.key}` } }).then((r) => r.arrayBuffer());
   const paths = ["/api/stats/agent-status", "/api/useradmin/users", "/api/agents-availability", "/api/webhooks/subscriptions"];

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EMU, allOutput, control, mintKey, newClient, sleep, startGateway, stats } from "./helpers.mjs";
+import { EMU, allOutput, control, gatewayVars, mintKey, newClient, sleep, startGateway, stats } from "./helpers.mjs";
 
 const registry = mkdtempSync(join(tmpdir(), "registry-"));
 const persistTo = mkdtempSync(join(tmpdir(), "broker-state-"));
@@ -37,13 +37,7 @@ async function burst(gateways, path, n) {
 
 before(async () => {
   client = await newClient("broker");
-  vars = {
-    VCC_CLIENT_ID: client.id,
-    VCC_CLIENT_SECRET: client.secret,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify([KEY.entry]),
-  };
+  vars = gatewayVars(client, [KEY.entry]);
   // One at a time: two wrangler dev processes starting together race for shared state.
   a = await startA();
   b = await startGateway(vars, { broker: "vcc-auth-gateway", name: "vcc-auth-gateway-b", registry });

@@ -8,6 +8,7 @@ import {
   EMU,
   rnd,
   mintKey,
+  gatewayVars,
   control,
   raw,
   startGateway,
@@ -273,13 +274,7 @@ test("a refresh started by a request that has already answered survives it (ctx.
   // join timeout and fetch again (another 6 s).
   const id = `gwwu-${rnd()}`;
   await control("clients", { id, secret: SECRET, scopes: ["*"], lifetimeSeconds: 10 });
-  const g = await startGateway({
-    VCC_CLIENT_ID: id,
-    VCC_CLIENT_SECRET: SECRET,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify([ALL.entry]),
-  });
+  const g = await startGateway(gatewayVars({ id, secret: SECRET }, [ALL.entry]));
   const call = () =>
     fetch(`${g.base}/api/stats/interactions`, { headers: { authorization: `Bearer ${KEY_ALL}` }, signal: AbortSignal.timeout(30_000) });
   try {
@@ -305,13 +300,7 @@ test("a refresh started by a request that has already answered survives it (ctx.
 test("5-second tokens over 15 s of traffic: no errors, a handful of token requests", async () => {
   const id = `gw5-${rnd()}`;
   await control("clients", { id, secret: SECRET, scopes: ["*"], lifetimeSeconds: 5 });
-  const short = await startGateway({
-    VCC_CLIENT_ID: id,
-    VCC_CLIENT_SECRET: SECRET,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify([ALL.entry]),
-  });
+  const short = await startGateway(gatewayVars({ id, secret: SECRET }, [ALL.entry]));
   try {
     const statuses = {};
     const end = Date.now() + 15_000;

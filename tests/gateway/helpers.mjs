@@ -39,6 +39,17 @@ export async function newClient(prefix, lifetimeSeconds = 7200) {
   return { id, secret };
 }
 
+/** A gateway's settings against the emulator for `client` ({ id, secret }), with these
+ *  GATEWAY_KEYS entries, plus `extra` (which wins over both). */
+export const gatewayVars = (client, entries, extra = {}) => ({
+  VCC_CLIENT_ID: client.id,
+  VCC_CLIENT_SECRET: client.secret,
+  VCC_AUTH_BASE_URL: EMU,
+  VCC_API_BASE_URL: EMU,
+  GATEWAY_KEYS: JSON.stringify(entries),
+  ...extra,
+});
+
 const outputs = [];
 /** Everything every gateway started so far printed. */
 export const allOutput = () => outputs.map((o) => o.output).join("\n----\n");

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { EMU, ROOT, allOutput, control, mintKey, newClient, received, sleep, startGateway, stats } from "./helpers.mjs";
+import { ROOT, allOutput, gatewayVars, control, mintKey, newClient, received, sleep, startGateway, stats } from "./helpers.mjs";
 
 const PERIOD = 10;
 const LIMIT = 3;
@@ -40,15 +40,10 @@ before(async () => {
   client = await newClient("keys");
   await control("routes", [{ methods: "read", prefix: "/reports", scope: "stats" }]);
   gw = await startGateway(
-    {
-      VCC_CLIENT_ID: client.id,
-      VCC_CLIENT_SECRET: client.secret,
-      VCC_AUTH_BASE_URL: EMU,
-      VCC_API_BASE_URL: EMU,
-      GATEWAY_KEYS: JSON.stringify([wallboard.entry, all.entry, expired.entry, users.entry]),
+    gatewayVars(client, [wallboard.entry, all.entry, expired.entry, users.entry], {
       GATEWAY_ROUTES: JSON.stringify([{ methods: "read", prefix: "/reports", scope: "stats" }]),
       GATEWAY_RATE_LIMIT_PERIOD: String(PERIOD),
-    },
+    }),
     { rateLimit: { limit: LIMIT, period: PERIOD } },
   );
 });
@@ -120,13 +115,7 @@ test("plaintext GATEWAY_KEYS and a malformed GATEWAY_ROUTES row are refused at s
       /entry 1 .*plain path/,
     ],
   ]) {
-    const bad = await startGateway({
-      VCC_CLIENT_ID: client.id,
-      VCC_CLIENT_SECRET: client.secret,
-      VCC_AUTH_BASE_URL: EMU,
-      VCC_API_BASE_URL: EMU,
-      ...vars,
-    });
+    const bad = await startGateway(gatewayVars(client, [], vars));
     try {
       const r = await call(bad.base, "/api/stats/agent-status", all.key);
       assert.equal(r.status, 500);
