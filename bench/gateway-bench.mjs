@@ -1,86 +1,142 @@
-// Gateway benchmark (part of `make bench`): figures, not pass/fail. Needs
-// VCC_EMULATOR_URL, worker/build (make gateway) and autocannon.
-import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:net";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// Gateway benchmark (part of `make bench`; alone: `node bench/gateway-bench.mjs` under
+// scripts/with-emulator.sh). Figures, not pass/fail. Measured as a new user would:
+// both workers bundled by `wrangler deploy --dry-run --outdir` and served by workerd
+// through the Miniflare API (wrangler dev's proxy caps near 400 req/s and would hide
+// the difference), autocannon from this process, alternating rounds.
+//
+// The gateway runs as shipped: per-request log line on, rate limit binding on (with a
+// limit no run reaches), token broker bound and its L1 warm. Variants without the
+// broker or the rate limit show what each binding costs.
+// Knobs: BENCH_ROUNDS, BENCH_ROUND_S; BENCH_ONLY=<variant> (with the pass-through);
+// BENCH_PROFILE=<dir> writes a V8 CPU profile per server and round (the inspector's
+// console hooks inflate console.log there); BENCH_GW_BUNDLE / BENCH_PT_BUNDLE=<dir>
+// serve a prepared bundle (experiments).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
+import { Miniflare } from "miniflare";
 import { mintKey } from "../scripts/demo-stack.mjs";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const EMU = process.env.VCC_EMULATOR_URL;
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+const CONNECTIONS = 32;
+const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const rnd = () => Math.random().toString(36).slice(2);
-const freePort = () =>
-  new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
+const PATH = "/api/agents-availability?skillNames=Sales";
 
-async function startDev(cwd, vars, config) {
-  const dir = mkdtempSync(join(tmpdir(), "bench-"));
-  writeFileSync(
-    join(dir, ".env"),
-    `${Object.entries(vars)
-      .map(([k, v]) => `${k}=${v}`)
-      .join("\n")}\n`,
-  );
-  const port = await freePort();
-  const started = Date.now();
-  const child = spawn(
-    WRANGLER,
-    [
-      "dev",
-      ...(config ? ["--config", config] : []),
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--env-file",
-      join(dir, ".env"),
-      "--show-interactive-dev-session=false",
-      "--log-level",
-      "error",
-    ],
-    {
-      cwd,
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-      stdio: "ignore",
-    },
-  );
-  return { base: `http://127.0.0.1:${port}`, started, stop: () => child.kill("SIGTERM") };
+/** `wrangler deploy --dry-run --outdir` of the worker in `dir`: the bundle's folder. */
+function bundle(dir) {
+  const out = mkdtempSync(join(tmpdir(), "bench-bundle-"));
+  const log = execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", out], {
+    cwd: dir,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const upload = /Total Upload:\s*([^\n]+)/.exec(log)?.[1]?.trim() ?? "not reported";
+  const files = readdirSync(out).filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
+  const gz = files.reduce((n, f) => n + gzipSync(readFileSync(join(out, f)), { level: 9 }).length, 0);
+  const wasm = files.filter((f) => f.endsWith(".wasm")).reduce((n, f) => n + readFileSync(join(out, f)).length, 0);
+  return { out, upload, gz, wasm };
 }
 
-/** When `path` first answers 200 (the clock starts at spawn); fails after 60 s. */
-async function firstAnswer(base, path, headers) {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
+/** The workerd processes this process has started (Miniflare does not say which is
+ *  whose, so `serve` notes which one is new). */
+function workerdChildren() {
+  const pids = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
     try {
-      const r = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(5000) });
-      if (r.status === 200) return Date.now();
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (stat.includes("(workerd)") && Number(fields[1]) === process.pid) pids.push(Number(d));
     } catch {}
-    if (Date.now() > deadline) throw new Error(`${base}${path} did not answer 200 within 60 s`);
-    await new Promise((r) => setTimeout(r, 50));
   }
+  return pids;
 }
 
-const run = (url, headers) =>
-  new Promise((resolve, reject) => {
-    autocannon({ url, headers, connections: 16, duration: 8 }, (err, res) => (err ? reject(err) : resolve(res)));
+/** CPU seconds (user + system) a process has used so far: what Workers bills. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
+}
+
+/** Serves a bundle in workerd. `gateway` options pick the bindings. The worker's own
+ *  console output is read and dropped (the log line is still built and written). */
+async function serve(b, bindings, { broker = false, rateLimit = false, inspectorPort } = {}) {
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: 0,
+    modules: true,
+    scriptPath: join(b.out, "index.js"),
+    modulesRoot: b.out,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2025-09-01",
+    bindings,
+    ...(broker ? { durableObjects: { TOKEN_BROKER: { className: "TokenBroker", useSQLite: true } } } : {}),
+    ...(rateLimit ? { ratelimits: { GATEWAY_RATE_LIMIT: { simple: { limit: 1e9, period: 60 } } } } : {}),
+    ...(inspectorPort ? { inspectorPort } : {}),
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.resume();
+      stderr.on("data", (d) => {
+        if (said.length < 8192) said += d;
+      });
+    },
   });
+  let said = "";
+  const before = new Set(workerdChildren());
+  const url = await mf.ready.catch((e) => {
+    throw new Error(`workerd did not start: ${e.message}\n${said}`);
+  });
+  const pid = workerdChildren().find((p) => !before.has(p));
+  return { mf, pid, base: url.href.replace(/\/$/, "") };
+}
+
+const load = (url, headers) =>
+  new Promise((resolve, reject) => {
+    autocannon({ url, headers, connections: CONNECTIONS, duration: ROUND_S }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+
+async function warm(base, headers) {
+  for (let i = 0; i < 50; i++) {
+    const r = await fetch(`${base}${PATH}`, { headers });
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`warm-up: ${base}${PATH} answered ${r.status}`);
+  }
+  await load(`${base}${PATH}`, headers);
+}
+
+/** Time from a new workerd (a fresh isolate) to its first answered request, with the
+ *  token already at hand for both (the gateway's comes from its broker's storage? no:
+ *  from a first request that is excluded), median of `n`. */
+async function coldStart(b, bindings, headers, firstPath, n = 5) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const s = await serve(b, bindings);
+    const t1 = performance.now();
+    const r = await fetch(`${s.base}${firstPath}`, { headers });
+    await r.arrayBuffer();
+    const t2 = performance.now();
+    times.push({ start: t1 - t0, first: t2 - t1, status: r.status });
+    await s.mf.dispose();
+  }
+  times.sort((a, b) => a.first - b.first);
+  return times[times.length >> 1];
+}
 
 export async function gatewayRows() {
-  const id = `bench-gw-${rnd()}`,
-    secret = `bench-secret-${rnd()}`,
-    { key, entry } = mintKey("bench", ["*"]);
-  // The shipped config with a limit no run reaches: the rate limit check is on the
-  // measured path, its 429s are not.
-  const config = join(ROOT, "worker", `.test-bench-${rnd()}.toml`);
-  const shipped = readFileSync(join(ROOT, "worker/wrangler.toml"), "utf8");
-  writeFileSync(config, shipped.replace(/limit = \d+/, "limit = 100000000"));
+  if (!EMU) throw new Error("VCC_EMULATOR_URL is not set (run via make bench)");
+  const id = `bench-gw-${rnd()}`;
+  const secret = `bench-secret-${rnd()}`;
+  const { key, entry } = mintKey("bench", ["*"]);
   await fetch(`${EMU}/_emulator/clients`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -93,56 +149,158 @@ export async function gatewayRows() {
       body: `grant_type=client_credentials&scope=agents-availability:read&client_id=${id}&client_secret=${secret}`,
     })
   ).json();
+  const gwVars = {
+    VCC_REGION: "emea",
+    VCC_CLIENT_ID: id,
+    VCC_CLIENT_SECRET: secret,
+    VCC_AUTH_BASE_URL: EMU,
+    VCC_API_BASE_URL: EMU,
+    GATEWAY_KEYS: JSON.stringify([entry]),
+  };
+  const ptVars = { UPSTREAM: EMU, TOKEN: tok.access_token, KEY: key };
   const auth = { authorization: `Bearer ${key}` };
-  const path = "/api/agents-availability?skillNames=Sales";
-  // One at a time: two wrangler dev processes starting together race for shared
-  // local state and one of them dies.
-  const gw = await startDev(
-    join(ROOT, "worker"),
-    {
-      VCC_CLIENT_ID: id,
-      VCC_CLIENT_SECRET: secret,
-      VCC_AUTH_BASE_URL: EMU,
-      VCC_API_BASE_URL: EMU,
-      GATEWAY_KEYS: JSON.stringify([entry]),
-    },
-    config,
-  );
-  const gwFirst = (await firstAnswer(gw.base, path, auth)) - gw.started;
-  const pt = await startDev(join(ROOT, "bench/passthrough"), { UPSTREAM: EMU, TOKEN: tok.access_token });
-  const ptFirst = (await firstAnswer(pt.base, path, {})) - pt.started;
-  try {
-    await run(`${gw.base}${path}`, auth); // warm-up
-    const g = await run(`${gw.base}${path}`, auth);
-    const p = await run(`${pt.base}${path}`, {});
-    const errors = g.non2xx + g.errors;
-    const dry = mkdtempSync(join(tmpdir(), "dry-"));
-    const out = execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", dry], {
-      cwd: join(ROOT, "worker"),
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const upload = /Total Upload:\s*([^\n]+)/.exec(out)?.[1]?.trim() ?? "not reported";
-    return [
-      [
-        "gateway req/s (token cached) vs JS pass-through",
-        `${Math.round(g.requests.average)} vs ${Math.round(p.requests.average)}: ${(g.requests.average / p.requests.average).toFixed(2)}×`,
-        "≥ 0.9×",
-        `16 connections × 8 s, same emulator upstream; ${errors} non-2xx/errors`,
-      ],
-      ["gateway latency p50 / p99", `${g.latency.p50} / ${g.latency.p99} ms`, "", `pass-through ${p.latency.p50} / ${p.latency.p99} ms`],
-      [
-        "first answered request after start",
-        `${(gwFirst / 1000).toFixed(1)} s`,
-        "",
-        `wrangler dev start + bundle + first token; pass-through ${(ptFirst / 1000).toFixed(1)} s`,
-      ],
-      ["gateway bundle (wrangler deploy --dry-run)", upload, "", "worker + wasm"],
-    ];
-  } finally {
-    gw.stop();
-    pt.stop();
-    rmSync(config, { force: true });
+
+  // BENCH_GW_BUNDLE=<dir>: a prepared bundle instead (experiments, named profiles).
+  const gw = process.env.BENCH_GW_BUNDLE ? { out: process.env.BENCH_GW_BUNDLE, upload: "-", gz: 0, wasm: 0 } : bundle(join(ROOT, "worker"));
+  const pt = process.env.BENCH_PT_BUNDLE ? { out: process.env.BENCH_PT_BUNDLE } : bundle(join(ROOT, "bench/passthrough"));
+  const variants = [
+    ["pass-through", pt, ptVars, {}],
+    ["gateway", gw, gwVars, { broker: true, rateLimit: true }],
+    ["gateway, no rate limit", gw, gwVars, { broker: true }],
+    ["gateway, no broker", gw, gwVars, { rateLimit: true }],
+    ["gateway, neither", gw, gwVars, {}],
+  ].filter(([name]) => !process.env.BENCH_ONLY || name === "pass-through" || name === process.env.BENCH_ONLY);
+  const servers = [];
+  for (const [name, b, vars, opts] of variants) {
+    // BENCH_PROFILE: each server's inspector on its own port, profiled while loaded.
+    const profile = process.env.BENCH_PROFILE ? 9230 + servers.length : 0;
+    const s = await serve(b, vars, { ...opts, inspectorPort: profile || undefined });
+    servers.push({ name, ...s, reqs: [], cpu: [], p50: [], p99: [], errors: 0, profile });
+    console.error(`  ${name}: warming`);
+    await warm(s.base, auth);
   }
+  // Alternating rounds; each figure is then compared with the pass-through's in the same
+  // round (the machine's speed drifts by ±20 % between rounds here; pairs cancel it).
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of servers) {
+      const stopProfile = s.profile ? await startProfile(s.profile) : null;
+      const cpu0 = s.pid ? cpuSeconds(s.pid) : 0;
+      const r = await load(`${s.base}${PATH}`, auth);
+      if (s.pid) s.cpu.push(((cpuSeconds(s.pid) - cpu0) * 1e6) / r.requests.total);
+      if (stopProfile) await stopProfile(join(process.env.BENCH_PROFILE, `${s.name.replace(/\W+/g, "-")}-${round}.cpuprofile`));
+      s.reqs.push(r.requests.average);
+      s.p50.push(r.latency.p50);
+      s.p99.push(r.latency.p99);
+      s.errors += r.non2xx + r.errors + r.timeouts;
+      console.error(
+        `  round ${round + 1} ${s.name}: ${Math.round(r.requests.average)} req/s, ${Math.round(s.cpu.at(-1) ?? 0)} µs workerd CPU per request`,
+      );
+    }
+  }
+  for (const s of servers) await s.mf.dispose();
+
+  const base = servers[0];
+  const rows = [];
+  for (const s of servers.slice(1)) {
+    const ratio = median(s.reqs.map((r, i) => r / base.reqs[i]));
+    rows.push([
+      s.name === "gateway" ? "gateway req/s vs JS pass-through (token cached, log on)" : `${s.name}: req/s vs pass-through`,
+      `${Math.round(median(s.reqs))} vs ${Math.round(median(base.reqs))}: ${ratio.toFixed(2)}×`,
+      s.name === "gateway" ? "≥ 0.9×" : "",
+      `workerd CPU ${cpuText(s, base)}; p50 ${median(s.p50)} ms / p99 ${median(s.p99)} ms (pass-through ${median(base.p50)} / ${median(base.p99)}); ${s.errors} errors; median of ${ROUNDS} paired rounds × ${ROUND_S} s, ${CONNECTIONS} connections, Miniflare`,
+    ]);
+  }
+  if (process.env.BENCH_ONLY) return rows;
+
+  // Cold start: a fresh workerd per sample; the gateway's token fetch is excluded by
+  // asking for /healthz first (it builds the gateway: settings, keys, wasm instance).
+  const cg = await coldStart(gw, gwVars, auth, "/healthz");
+  const cp = await coldStart(pt, ptVars, auth, "/healthz");
+  rows.push([
+    "cold start: fresh isolate to first answer",
+    `${cg.first.toFixed(1)} ms vs ${cp.first.toFixed(1)} ms: ${(cg.first / cp.first).toFixed(2)}×`,
+    "≤ 1.2×",
+    `first request to a new workerd (module load, wasm compile + instantiate, settings), no token fetch; median of 5; workerd start ${cg.start.toFixed(0)} / ${cp.start.toFixed(0)} ms`,
+  ]);
+  const module = readFileSync(join(ROOT, "worker/build/vcc_auth_bg.wasm"));
+  const tc = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    const m = new WebAssembly.Module(module);
+    const t1 = performance.now();
+    new WebAssembly.Instance(m, instanceImports(m));
+    tc.push([t1 - t0, performance.now() - t1]);
+  }
+  tc.sort((a, b) => a[0] - b[0]);
+  const [compile, instantiate] = tc[3];
+  rows.push([
+    "gateway wasm compile / instantiate",
+    `${compile.toFixed(1)} / ${instantiate.toFixed(2)} ms`,
+    "",
+    `V8 in Node, ${(module.length / 1024).toFixed(0)} KB raw; median of 7`,
+  ]);
+  rows.push([
+    "gateway bundle, gzipped",
+    `${(gw.gz / 1024).toFixed(1)} KB`,
+    "",
+    `worker + wasm (${(gw.wasm / 1024).toFixed(0)} KB raw wasm); wrangler says ${gw.upload}`,
+  ]);
+  return rows;
+}
+
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+/** workerd's CPU per request for `s` against the baseline `b` (medians over rounds). */
+function cpuText(s, b) {
+  if (!s.cpu.length || s.cpu.length !== b.cpu.length) return "not measured";
+  const ratio = median(s.cpu.map((c, i) => b.cpu[i] / c));
+  return `${Math.round(median(s.cpu))} vs ${Math.round(median(b.cpu))} µs/request (${ratio.toFixed(2)}×)`;
+}
+
+/** Imports that satisfy instantiation (never called here): every function a no-op. */
+function instanceImports(m) {
+  const imports = {};
+  for (const { module, name, kind } of WebAssembly.Module.imports(m)) {
+    imports[module] ??= {};
+    imports[module][name] = kind === "function" ? () => {} : undefined;
+  }
+  return imports;
+}
+
+/** Starts V8's CPU profiler in the isolate behind workerd's inspector; returns a stop
+ *  function that writes the profile. */
+async function startProfile(port) {
+  const list = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const target = list.find((t) => /vcc-auth-gateway|core:user/.test(t.title ?? "")) ?? list[0];
+  // Node 20 has no global WebSocket; `ws` comes with Miniflare (profiling only).
+  const { WebSocket } = await import("ws");
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((r, j) => {
+    ws.onopen = r;
+    ws.onerror = j;
+  });
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    pending.get(msg.id)?.(msg.result);
+  };
+  const send = (method, params = {}) =>
+    new Promise((r) => {
+      pending.set(++id, r);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: 200 });
+  await send("Profiler.start");
+  return async (file) => {
+    const { profile } = await send("Profiler.stop");
+    writeFileSync(file, JSON.stringify(profile));
+    ws.close();
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const rows = await gatewayRows();
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 }
