@@ -23,23 +23,19 @@ use js_sys::{Function, Object, Promise, Reflect, Uint8Array, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{
-    AbortSignal, Headers, ReadableStream, ReadableStreamDefaultReader, Request, Response, ResponseInit,
-    StreamPipeOptions, TransformStream,
-};
+use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, Request, Response, ResponseInit};
 
 use super::broker::{self, BrokerTokens};
-use super::http::{
-    bearer, collect, deadline, next_chunk, request_init, request_token, upstream_fetch, Collected, Transport,
-};
+use super::http::{await_upstream, bearer, collect, deadline, next_chunk, request_token, Collected, Transport};
 use super::js::{console_error, console_log, now_ms, to_js_error, Obj, Timer};
 use super::tokens::{exchange, CacheUse, ExchangeError, Lease, TokenSource};
 use crate::core::cache::{FlightId, Info, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::{
-    cors_headers, forward_request_header, health_json_about, misconfigured_json, needs_versioned_accept,
-    pass_response_header, preflight_headers, split_request_url, Decision, Field, Forward, GatewayConfig, GatewayEnv,
-    HealthAbout, Inbound, JsonRows, Misconfigured, OriginCheck, Refusal, BODY_LIMIT,
+    cors_headers, header_list, health_json_about, hop_by_hop, log_json, misconfigured_json, needs_versioned_accept,
+    preflight_headers, split_request_url, Decision, Field, Forward, GatewayConfig, GatewayEnv, HealthAbout, Inbound,
+    JsonRows, LogLine, Misconfigured, OriginCheck, Refusal, BODY_LIMIT, FORWARD_REQUEST_HEADERS,
+    FORWARD_RESPONSE_HEADERS,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
@@ -49,14 +45,68 @@ use crate::core::url::push_u64;
 /// abandons it and starts its own (the token request itself times out after 10 s).
 const JOIN_TIMEOUT_MS: u64 = 12_000;
 
+// The per-request host work, one boundary crossing each (see the file's header).
+#[wasm_bindgen(module = "/src/glue/gateway_host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = headerSet)]
+    fn header_set(list: &str) -> JsValue;
+    #[wasm_bindgen(js_name = requestFacts)]
+    fn request_facts(request: &Request) -> String;
+    #[wasm_bindgen(js_name = sendUpstream, catch)]
+    #[allow(clippy::too_many_arguments)]
+    fn send_upstream(
+        request: &Request,
+        url: &str,
+        method: &str,
+        forward: &JsValue,
+        authorization: &str,
+        accept: &str,
+        body: Option<&Uint8Array>,
+        signal: &AbortSignal,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = respondUpstream, catch)]
+    fn respond_upstream(
+        upstream: &Response,
+        pass: &JsValue,
+        drop: &str,
+        extra: &str,
+        signal: &AbortSignal,
+        ctx: &JsValue,
+    ) -> Result<Response, JsValue>;
+}
+
+/// What a request is judged by, from [`request_facts`]' lines.
+struct Facts {
+    method: String,
+    url: String,
+    /// origin, authorization, content-length, access-control-request-method, accept.
+    headers: [Option<String>; 5],
+}
+
+impl Facts {
+    fn read(request: &Request) -> Facts {
+        let text = request_facts(request);
+        let mut lines = text.split('\n');
+        let method = lines.next().unwrap_or_default().to_owned();
+        let url = lines.next().unwrap_or_default().to_owned();
+        let headers = std::array::from_fn(|_| lines.next().and_then(|l| l.strip_prefix(':')).map(str::to_owned));
+        Facts { method, url, headers }
+    }
+
+    fn header(&self, i: usize) -> Option<&str> {
+        self.headers.get(i).and_then(Option::as_deref)
+    }
+}
+
 struct Inner {
     /// What a well-configured gateway works with, or the setting that is wrong.
     setup: Result<Setup, Misconfigured>,
     assets: Option<JsValue>,
-    /// The Workers Rate Limiting binding `GATEWAY_RATE_LIMIT`, if bound.
-    rate_limit: Option<JsValue>,
-    /// A do-nothing rejection handler, made once (workerd allows no `new Function`).
-    ignore: Closure<dyn FnMut(JsValue)>,
+    /// The Workers Rate Limiting binding `GATEWAY_RATE_LIMIT` and its `limit`, if bound.
+    rate_limit: Option<(JsValue, Function)>,
+    /// The core's header allow-lists as host Sets, made once: request, response.
+    forward_headers: JsValue,
+    pass_headers: JsValue,
 }
 
 struct Setup {
@@ -186,10 +236,6 @@ fn cache_word(c: CacheUse) -> &'static str {
     }
 }
 
-fn header(h: &Headers, name: &str) -> Option<String> {
-    h.get(name).ok().flatten()
-}
-
 fn respond(status: u16, body: &str, extra: &[(&'static str, String)]) -> Result<Response, JsValue> {
     let headers = Headers::new()?;
     headers.set("content-type", "application/json; charset=utf-8")?;
@@ -238,6 +284,7 @@ impl Served {
 /// out-parameter.
 struct Cx {
     request: Request,
+    facts: Facts,
     /// workerd's `ExecutionContext` (for `waitUntil`).
     ctx: JsValue,
     method: String,
@@ -255,9 +302,11 @@ struct Cx {
 
 impl Cx {
     fn new(request: Request, ctx: JsValue) -> Self {
-        let method = request.method();
+        let facts = Facts::read(&request);
+        let method = facts.method.clone();
         Cx {
             request,
+            facts,
             ctx,
             method,
             origin: OriginCheck::None,
@@ -284,21 +333,17 @@ impl Cx {
 
     /// The request's JSON log line: no token, key, secret, path or query.
     fn log(&self, status: u16, ms: u64) {
-        let line = Obj::new();
-        line.set("method", self.method.as_str())
-            .set("route", self.served.as_str())
-            .set("status", status)
-            .set("ms", ms as f64)
-            .set("key", self.key.as_deref().map_or(JsValue::NULL, JsValue::from_str))
-            .set("scope", self.scope.as_ref().map_or(JsValue::NULL, |s| s.as_str().into()))
-            .set("cache", self.cache.map_or("-", cache_word))
-            .set("tokens", self.via.unwrap_or("-"));
-        if let Some(d) = self.detail {
-            line.set("detail", d);
-        }
-        if let Ok(text) = JSON::stringify(&line.0) {
-            console_log(&String::from(text));
-        }
+        console_log(&log_json(&LogLine {
+            method: &self.method,
+            route: self.served.as_str(),
+            status,
+            ms,
+            key: self.key.as_deref(),
+            scope: self.scope.as_ref().map(ScopeSet::as_str),
+            cache: self.cache.map_or("-", cache_word),
+            tokens: self.via.unwrap_or("-"),
+            detail: self.detail,
+        }));
     }
 }
 
@@ -347,21 +392,6 @@ async fn drain(reader: &ReadableStreamDefaultReader, mut total: u64) {
 /// How much of a refused body is read and thrown away (see [`drain`]).
 const DRAIN_LIMIT: u64 = 16 << 20;
 
-/// Copies the headers `keep` allows (the core's allow-lists) from one set to another.
-fn copy_headers(from: &Headers, to: &Headers, keep: impl Fn(&str) -> bool) -> Result<(), JsValue> {
-    if let Ok(Some(entries)) = js_sys::try_iter(from) {
-        for pair in entries.flatten() {
-            let pair: js_sys::Array = pair.unchecked_into();
-            if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                if keep(&name) {
-                    to.append(&name, &value)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn wait_until(ctx: &JsValue, promise: &Promise) {
     if let Ok(f) = Reflect::get(ctx, &"waitUntil".into()) {
         if let Some(f) = f.dyn_ref::<Function>() {
@@ -390,9 +420,14 @@ impl Gateway {
             console_error(&misconfigured_json(m));
         }
         let binding = |name: &str| Reflect::get(&env, &name.into()).ok().filter(JsValue::is_object);
-        let (assets, rate_limit) = (binding("ASSETS"), binding("GATEWAY_RATE_LIMIT"));
-        let ignore = Closure::new(|_: JsValue| {});
-        Gateway { inner: Rc::new(Inner { setup, assets, rate_limit, ignore }) }
+        let assets = binding("ASSETS");
+        let rate_limit = binding("GATEWAY_RATE_LIMIT").and_then(|b| {
+            let limit = Reflect::get(&b, &"limit".into()).ok()?.dyn_into::<Function>().ok()?;
+            Some((b, limit))
+        });
+        let forward_headers = header_set(&header_list(FORWARD_REQUEST_HEADERS));
+        let pass_headers = header_set(&header_list(FORWARD_RESPONSE_HEADERS));
+        Gateway { inner: Rc::new(Inner { setup, assets, rate_limit, forward_headers, pass_headers }) }
     }
 
     /// Handles one request; always resolves to a Response.
@@ -447,26 +482,19 @@ impl Inner {
             }
         };
         let decision = {
-            let url = cx.request.url();
-            let Some((self_origin, path, query)) = split_request_url(&url) else {
+            let f = &cx.facts;
+            let Some((self_origin, path, query)) = split_request_url(&f.url) else {
                 return cx.refuse(Refusal::PathNotPlain);
             };
-            let h = cx.request.headers();
-            let (origin, authorization, length, preflight) = (
-                header(&h, "origin"),
-                header(&h, "authorization"),
-                header(&h, "content-length"),
-                header(&h, "access-control-request-method"),
-            );
             setup.config.judge(&Inbound {
-                method: &cx.method,
+                method: &f.method,
                 path,
                 query,
                 self_origin,
-                origin: origin.as_deref(),
-                authorization: authorization.as_deref(),
-                content_length: length.as_deref(),
-                preflight_method: preflight.as_deref(),
+                origin: f.header(0),
+                authorization: f.header(1),
+                content_length: f.header(2),
+                preflight_method: f.header(3),
                 now_ms: now_ms(),
             })
         };
@@ -531,9 +559,8 @@ impl Inner {
     /// id})`. No binding, no limit. A binding that fails lets the request through
     /// (with a line on the error log): a broken counter must not take the gateway down.
     async fn within_rate_limit(&self, cx: &Cx) -> bool {
-        let (Some(limiter), Some(id)) = (&self.rate_limit, &cx.key) else { return true };
+        let (Some((limiter, limit)), Some(id)) = (&self.rate_limit, &cx.key) else { return true };
         let ask = || -> Result<Promise, JsValue> {
-            let limit: Function = Reflect::get(limiter, &"limit".into())?.dyn_into()?;
             let options = Obj::new();
             options.set("key", id.as_str());
             Ok(limit.call1(limiter, &options.0)?.unchecked_into())
@@ -567,8 +594,25 @@ impl Inner {
         // body while it streams to the caller.
         let deadline = deadline(config.upstream_timeout_ms);
         let outcome = {
-            let (request, method) = (&cx.request, cx.method.as_str());
-            let send = async |token: &AccessToken| send(request, method, &f, token, body.as_ref(), &deadline).await;
+            let accept = if needs_versioned_accept(cx.facts.header(4)) { f.accept } else { "" };
+            let (request, method, forward) = (&cx.request, cx.method.as_str(), &self.forward_headers);
+            let send = async |token: &AccessToken| {
+                let promise = send_upstream(
+                    request,
+                    &f.upstream,
+                    method,
+                    forward,
+                    &bearer(token),
+                    accept,
+                    body.as_ref(),
+                    &deadline,
+                );
+                await_upstream(promise, Some(&deadline)).await.map_err(|t| match t {
+                    Transport::Timeout => Refusal::UpstreamTimeout,
+                    Transport::Network(_) => Refusal::UpstreamUnreachable,
+                    Transport::Redirect(_) => Refusal::UpstreamRedirect,
+                })
+            };
             exchange(&setup.tokens, &f.scope, &cx.ctx, send).await
         };
         let (upstream, cache, via) = match outcome {
@@ -586,39 +630,16 @@ impl Inner {
         };
         cx.cache = Some(cache);
         cx.via = Some(via);
-        let from = upstream.headers();
-        let connection = from.get("connection").ok().flatten();
-        let headers = Headers::new()?;
-        copy_headers(&from, &headers, |name| pass_response_header(name, connection.as_deref()))?;
+        let drop = hop_by_hop(upstream.headers().get("connection").ok().flatten().as_deref());
+        let mut extra = String::new();
         for (k, v) in cors_for(&cx.origin) {
-            headers.set(k, &v)?;
+            extra.push_str(k);
+            extra.push('\n');
+            extra.push_str(&v);
+            extra.push('\n');
         }
-        let init = ResponseInit::new();
-        init.set_status(upstream.status());
-        init.set_headers(&headers);
-        let body = upstream.body().map(|b| within_deadline(b, &deadline, &cx.ctx, &self.ignore)).transpose()?;
-        Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)
+        respond_upstream(&upstream, &self.pass_headers, &drop, &extra, &deadline, &cx.ctx)
     }
-}
-
-/// VCC's body as the caller will read it, cut off when `deadline` fires. workerd passes
-/// a fetched body through natively once the handler has returned, with no JS left to run
-/// a timer, so a body that stalls after the headers would hold the caller for as long
-/// as VCC likes. Piped through a transform stream whose pipe watches the deadline (and
-/// is kept alive by `ctx.waitUntil` until it ends), the body is cut at the deadline.
-fn within_deadline(
-    body: ReadableStream,
-    deadline: &AbortSignal,
-    ctx: &JsValue,
-    ignore: &Closure<dyn FnMut(JsValue)>,
-) -> Result<ReadableStream, JsValue> {
-    let pipe = TransformStream::new()?;
-    let options = StreamPipeOptions::new();
-    options.set_signal(deadline);
-    let done = body.pipe_to_with_options(&pipe.writable(), &options);
-    // A cut-off pipe rejects; that is the point, not an error to report.
-    wait_until(ctx, &done.catch(ignore));
-    Ok(pipe.readable())
 }
 
 impl IsolateTokens {
@@ -743,36 +764,4 @@ impl TokenSource for Rc<IsolateTokens> {
         let cache = self.cache.borrow();
         cache.keys().filter_map(|k| Some((k.clone(), cache.info(k)?))).collect()
     }
-}
-
-/// One upstream attempt: allow-listed headers, our bearer, the route's Accept when the
-/// caller sent none, the buffered body; no redirect followed, within `deadline`.
-async fn send(
-    request: &Request,
-    method: &str,
-    f: &Forward,
-    token: &AccessToken,
-    body: Option<&Uint8Array>,
-    deadline: &AbortSignal,
-) -> Result<Response, Refusal> {
-    let build = || -> Result<Request, JsValue> {
-        let headers = Headers::new()?;
-        copy_headers(&request.headers(), &headers, forward_request_header)?;
-        headers.set("authorization", &bearer(token))?;
-        if needs_versioned_accept(headers.get("accept")?.as_deref()) {
-            headers.set("accept", f.accept)?;
-        }
-        let init = request_init(method, Some(deadline));
-        init.set_headers(&headers);
-        if let Some(b) = body {
-            init.set_body(b);
-        }
-        Request::new_with_str_and_init(&f.upstream, &init)
-    };
-    let upstream = build().map_err(|_| Refusal::UpstreamUnreachable)?;
-    upstream_fetch(&upstream, Some(deadline)).await.map_err(|t| match t {
-        Transport::Timeout => Refusal::UpstreamTimeout,
-        Transport::Network(_) => Refusal::UpstreamUnreachable,
-        Transport::Redirect(_) => Refusal::UpstreamRedirect,
-    })
 }

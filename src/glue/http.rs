@@ -89,9 +89,17 @@ fn failure(deadline: Option<&AbortSignal>) -> impl Fn(JsValue) -> Transport + '_
 /// Sends `request` (built with [`request_init`]: manual redirects) through the global
 /// fetch. A redirect is an error, its body cancelled unread.
 pub async fn upstream_fetch(request: &Request, deadline: Option<&AbortSignal>) -> Result<Response, Transport> {
+    await_upstream(global_fetch(request), deadline).await
+}
+
+/// The answer to a fetch already sent with manual redirects (by [`upstream_fetch`], or
+/// by the gateway's host helper): a redirect is an error, its body cancelled unread.
+pub async fn await_upstream(
+    promise: Result<js_sys::Promise, JsValue>,
+    deadline: Option<&AbortSignal>,
+) -> Result<Response, Transport> {
     let failed = failure(deadline);
-    let promise = global_fetch(request).map_err(&failed)?;
-    let response: Response = JsFuture::from(promise).await.map_err(&failed)?.unchecked_into();
+    let response: Response = JsFuture::from(promise.map_err(&failed)?).await.map_err(&failed)?.unchecked_into();
     if is_redirect(&response) {
         discard(&response);
         return Err(Transport::Redirect(response.status()));

@@ -4,42 +4,66 @@
 
 /// Request headers forwarded to VCC: an allow-list, so the caller's `Authorization`
 /// (the gateway key), cookies, hop-by-hop and forwarding headers never cross, nor
-/// anything else we did not think of.
+/// anything else we did not think of. Lower case, as `Headers` iterates them; the glue
+/// hands the list to its host helper once ([`header_list`]).
+pub const FORWARD_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "content-type",
+    "content-language",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "cache-control",
+    "x-request-id",
+    "x-correlation-id",
+];
+
+/// Whether a request header is forwarded ([`FORWARD_REQUEST_HEADERS`]).
 pub fn forward_request_header(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "accept"
-            | "accept-language"
-            | "content-type"
-            | "content-language"
-            | "if-match"
-            | "if-none-match"
-            | "if-modified-since"
-            | "if-unmodified-since"
-            | "cache-control"
-            | "x-request-id"
-            | "x-correlation-id"
-    )
+    FORWARD_REQUEST_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Response headers passed back to the caller: an allow-list, like the request side.
 /// An upstream is untrusted too: it must not be able to hand the caller our VCC token
 /// (`Authorization` echoed back), CORS grants (the gateway alone decides those), cookies,
 /// `Location`/`Refresh`, hop-by-hop headers, or anything else we did not think of.
+pub const FORWARD_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-language",
+    "content-disposition",
+    "cache-control",
+    "expires",
+    "etag",
+    "last-modified",
+    "retry-after",
+    "x-request-id",
+    "x-correlation-id",
+];
+
+/// Whether a response header may pass back ([`FORWARD_RESPONSE_HEADERS`]).
 pub fn forward_response_header(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "content-type"
-            | "content-language"
-            | "content-disposition"
-            | "cache-control"
-            | "expires"
-            | "etag"
-            | "last-modified"
-            | "retry-after"
-            | "x-request-id"
-            | "x-correlation-id"
-    )
+    FORWARD_RESPONSE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// An allow-list as one comma-separated string (header names hold no comma), the form
+/// the glue's host helper takes.
+pub fn header_list(names: &[&str]) -> String {
+    names.join(",")
+}
+
+/// The names an upstream's `Connection` header declares hop-by-hop (RFC 9110 §7.6.1),
+/// lower case and comma-separated: dropped even when allowed.
+pub fn hop_by_hop(connection: Option<&str>) -> String {
+    let mut out = String::new();
+    for token in connection.unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&token.to_ascii_lowercase());
+    }
+    out
 }
 
 /// [`forward_response_header`], minus any header the upstream's `Connection` names:
@@ -101,6 +125,15 @@ mod tests {
         assert!(forward_response_header("content-type") && forward_response_header("Retry-After"));
         assert!(pass_response_header("etag", Some("keep-alive")));
         assert!(!pass_response_header("ETag", Some("keep-alive, etag")), "named in Connection: hop-by-hop");
+        assert_eq!(hop_by_hop(Some(" Keep-Alive , ETag,,")), "keep-alive,etag");
+        assert_eq!(hop_by_hop(None), "");
+        for list in [FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS] {
+            for name in list {
+                assert_eq!(name.to_ascii_lowercase(), *name, "lists are lower case, as Headers iterates");
+                assert!(!name.contains(','));
+            }
+            assert_eq!(header_list(list).split(',').collect::<Vec<_>>(), list.to_vec());
+        }
     }
 
     #[test]

@@ -1,0 +1,62 @@
+// The gateway's per-request host work, one call each across the wasm boundary (the
+// glue in gateway.rs imports these). Measured in workerd: copying headers entry by
+// entry through wasm-bindgen, and building objects member by member, cost more CPU per
+// request than everything the gateway decides. No policy lives here: which headers
+// cross is the Rust core's allow-lists, handed over once as Sets (`headerSet`).
+
+/** A Set of lower-case header names from a comma-separated list. */
+export function headerSet(list) {
+  return new Set(list ? list.split(",") : []);
+}
+
+/** What the core judges a request by, in one string: method, URL, then the headers
+ *  origin, authorization, content-length, access-control-request-method and accept,
+ *  one per line, each ":"-prefixed when present and empty when absent (no header value
+ *  or URL holds a line break). */
+export function requestFacts(request) {
+  const h = request.headers;
+  const f = (name) => {
+    const v = h.get(name);
+    return v === null ? "" : `:${v}`;
+  };
+  return `${request.method}\n${request.url}\n${f("origin")}\n${f("authorization")}\n${f("content-length")}\n${f("access-control-request-method")}\n${f("accept")}`;
+}
+
+/** Sends the caller's request upstream: only the `forward` headers, our bearer, the
+ *  route's `accept` when given, the buffered body; redirects are not followed; the
+ *  whole exchange is under `signal`. Returns fetch's promise. */
+export function sendUpstream(request, url, method, forward, authorization, accept, body, signal) {
+  const headers = new Headers();
+  for (const [k, v] of request.headers) if (forward.has(k)) headers.append(k, v);
+  headers.set("authorization", authorization);
+  if (accept) headers.set("accept", accept);
+  const init = { method, headers, redirect: "manual", signal };
+  if (body) init.body = body;
+  return fetch(url, init);
+}
+
+/** The caller's response from VCC's: the `pass` headers but those `drop` names
+ *  (comma-separated, hop-by-hop), then `extra` ("name\nvalue\n..." pairs: CORS). The
+ *  body streams through a pipe watched by `signal`, kept alive by `ctx.waitUntil`:
+ *  workerd passes a fetched body through natively once the handler returns, with no JS
+ *  left to run a timer, so without the pipe a body stalling after its head would hold
+ *  the caller as long as VCC likes. IdentityTransformStream (workerd's own) keeps the
+ *  pump native; TransformStream elsewhere. */
+export function respondUpstream(upstream, pass, drop, extra, signal, ctx) {
+  const headers = new Headers();
+  const dropped = drop ? new Set(drop.split(",")) : null;
+  for (const [k, v] of upstream.headers) if (pass.has(k) && !dropped?.has(k)) headers.append(k, v);
+  if (extra) {
+    const pairs = extra.split("\n");
+    for (let i = 0; i + 1 < pairs.length; i += 2) headers.set(pairs[i], pairs[i + 1]);
+  }
+  let body = upstream.body;
+  if (body) {
+    const pipe = typeof IdentityTransformStream === "function" ? new IdentityTransformStream() : new TransformStream();
+    // A pipe cut off at the deadline rejects: that is the point, not an error to report.
+    const done = body.pipeTo(pipe.writable, { signal }).catch(() => {});
+    ctx?.waitUntil?.(done);
+    body = pipe.readable;
+  }
+  return new Response(body, { status: upstream.status, headers });
+}
