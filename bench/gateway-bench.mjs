@@ -7,7 +7,8 @@
 // The gateway runs as shipped: per-request log line on, rate limit binding on (with a
 // limit no run reaches), token broker bound and its L1 warm. Variants without the
 // broker or the rate limit show what each binding costs.
-// Knobs: BENCH_ROUNDS, BENCH_ROUND_S; BENCH_ONLY=<variant> (with the pass-through);
+// Knobs: BENCH_ROUNDS, BENCH_ROUND_S; BENCH_ONLY=<variant>|<variant> (with the
+// pass-through); BENCH_BEFORE=<bundle dir> adds an older build (rate limit, no broker);
 // BENCH_PROFILE=<dir> writes a V8 CPU profile per server and round (the inspector's
 // console hooks inflate console.log there); BENCH_GW_BUNDLE / BENCH_PT_BUNDLE=<dir>
 // serve a prepared bundle (experiments).
@@ -169,7 +170,9 @@ export async function gatewayRows() {
     ["gateway, no rate limit", gw, gwVars, { broker: true }],
     ["gateway, no broker", gw, gwVars, { rateLimit: true }],
     ["gateway, neither", gw, gwVars, {}],
-  ].filter(([name]) => !process.env.BENCH_ONLY || name === "pass-through" || name === process.env.BENCH_ONLY);
+    // An older build's bundle, to compare like with like (it may predate the broker).
+    ...(process.env.BENCH_BEFORE ? [["before", { out: process.env.BENCH_BEFORE }, gwVars, { rateLimit: true }]] : []),
+  ].filter(([name]) => !process.env.BENCH_ONLY || ["pass-through", "before", ...process.env.BENCH_ONLY.split("|")].includes(name));
   const servers = [];
   for (const [name, b, vars, opts] of variants) {
     // BENCH_PROFILE: each server's inspector on its own port, profiled while loaded.
