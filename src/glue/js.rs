@@ -81,13 +81,12 @@ impl Drop for Timer {
     }
 }
 
-/// Resolves after `ms` (retry backoff). Keeps a Node process alive meanwhile.
+/// Resolves after `ms` (retry backoff): gloo-timers' `TimeoutFuture`, which holds a
+/// Node process open meanwhile, as it should while a caller awaits the retry. (The
+/// refresh timer is [`Timer`], which gloo-timers cannot `unref`.)
 pub async fn sleep(ms: u64) {
-    let (tx, rx) = futures_channel::oneshot::channel::<()>();
-    let _timer = Timer::new(ms, true, move || {
-        let _ = tx.send(());
-    });
-    let _ = rx.await;
+    // setTimeout takes a 32-bit delay; backoffs are seconds.
+    gloo_timers::future::TimeoutFuture::new(ms.min(i32::MAX as u64) as u32).await;
 }
 
 /// Turns a [`VccError`] into a JS `Error` named `VccError` with `code` (and `status`,
