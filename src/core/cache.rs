@@ -402,6 +402,21 @@ mod tests {
     }
 
     #[test]
+    fn never_served_at_its_expiry_instant_even_in_a_refresh_backoff() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        c.finish(&"k", id, Ok(tok("A", 0, 5_000)), 0);
+        // Inside the hard margin (500 ms): a refresh, which fails; the backoff (1 s)
+        // outlasts the token.
+        let Plan::Fetch(r) = c.get(&"k", 4_600) else { panic!() };
+        let f = c.finish(&"k", r, Err(net_err()), 4_600);
+        assert!(matches!(f.event, Event::RefreshFailed(_)));
+        assert_eq!(c.get(&"k", 4_999), Plan::Use, "still valid: served during the backoff");
+        assert!(matches!(c.get(&"k", 5_000), Plan::Fetch(_)), "at its expiry instant it is gone");
+        assert!(c.current(&"k").is_none());
+    }
+
+    #[test]
     fn concurrent_cold_callers_share_one_flight() {
         let mut c = Cache::new(Margins::default());
         let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };

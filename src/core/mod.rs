@@ -2,6 +2,8 @@
 //! with `cargo test`; the glue in `crate::glue` only performs what the core decides.
 
 pub mod cache;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod cache_model;
 pub mod config;
 pub mod error;
 pub mod gateway;
