@@ -20,15 +20,13 @@ import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
-import { mintKey } from "../scripts/demo-stack.mjs";
+import { EMU, gatewayVars, mintKey, newClient } from "../tests/gateway/helpers.mjs";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const EMU = process.env.VCC_EMULATOR_URL;
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 const CONNECTIONS = 32;
 const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const rnd = () => Math.random().toString(36).slice(2);
 const PATH = "/api/agents-availability?skillNames=Sales";
 
 /** `wrangler deploy --dry-run --outdir` of the worker in `dir`: the bundle's folder. */
@@ -133,30 +131,16 @@ async function coldStart(b, bindings, headers, firstPath, n = 5) {
 }
 
 export async function gatewayRows() {
-  if (!EMU) throw new Error("VCC_EMULATOR_URL is not set (run via make bench)");
-  const id = `bench-gw-${rnd()}`;
-  const secret = `bench-secret-${rnd()}`;
+  const client = await newClient("bench-gw");
   const { key, entry } = mintKey("bench", ["*"]);
-  await fetch(`${EMU}/_emulator/clients`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }),
-  });
   const tok = await (
     await fetch(`${EMU}/Auth/connect/token`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: `grant_type=client_credentials&scope=agents-availability:read&client_id=${id}&client_secret=${secret}`,
+      body: `grant_type=client_credentials&scope=agents-availability:read&client_id=${client.id}&client_secret=${client.secret}`,
     })
   ).json();
-  const gwVars = {
-    VCC_REGION: "emea",
-    VCC_CLIENT_ID: id,
-    VCC_CLIENT_SECRET: secret,
-    VCC_AUTH_BASE_URL: EMU,
-    VCC_API_BASE_URL: EMU,
-    GATEWAY_KEYS: JSON.stringify([entry]),
-  };
+  const gwVars = gatewayVars(client, [entry], { VCC_REGION: "emea" });
   const ptVars = { UPSTREAM: EMU, TOKEN: tok.access_token, KEY: key };
   const auth = { authorization: `Bearer ${key}` };
 

@@ -284,10 +284,10 @@ impl Served {
 /// out-parameter.
 struct Cx {
     request: Request,
+    /// Method, URL and the judged headers, read once.
     facts: Facts,
     /// workerd's `ExecutionContext` (for `waitUntil`).
     ctx: JsValue,
-    method: String,
     origin: OriginCheck,
     served: Served,
     /// The id of the key that asked, once known (never the key or its digest).
@@ -302,13 +302,10 @@ struct Cx {
 
 impl Cx {
     fn new(request: Request, ctx: JsValue) -> Self {
-        let facts = Facts::read(&request);
-        let method = facts.method.clone();
         Cx {
+            facts: Facts::read(&request),
             request,
-            facts,
             ctx,
-            method,
             origin: OriginCheck::None,
             served: Served::Nothing,
             key: None,
@@ -334,7 +331,7 @@ impl Cx {
     /// The request's JSON log line: no token, key, secret, path or query.
     fn log(&self, status: u16, ms: u64) {
         console_log(&log_json(&LogLine {
-            method: &self.method,
+            method: &self.facts.method,
             route: self.served.as_str(),
             status,
             ms,
@@ -582,7 +579,7 @@ impl Inner {
     /// flow) under one deadline, and streams VCC's answer back.
     async fn forward(&self, cx: &mut Cx, setup: &Setup, f: Forward) -> Result<Response, JsValue> {
         let config = &setup.config;
-        let body = if cx.method.eq_ignore_ascii_case("GET") || cx.method.eq_ignore_ascii_case("HEAD") {
+        let body = if cx.facts.method.eq_ignore_ascii_case("GET") || cx.facts.method.eq_ignore_ascii_case("HEAD") {
             None
         } else {
             match read_limited(&cx.request, BODY_LIMIT, config.body_timeout_ms).await {
@@ -595,7 +592,7 @@ impl Inner {
         let deadline = deadline(config.upstream_timeout_ms);
         let outcome = {
             let accept = if needs_versioned_accept(cx.facts.header(4)) { f.accept } else { "" };
-            let (request, method, forward) = (&cx.request, cx.method.as_str(), &self.forward_headers);
+            let (request, method, forward) = (&cx.request, cx.facts.method.as_str(), &self.forward_headers);
             let send = async |token: &AccessToken| {
                 let promise = send_upstream(
                     request,

@@ -20,11 +20,6 @@ pub const FORWARD_REQUEST_HEADERS: &[&str] = &[
     "x-correlation-id",
 ];
 
-/// Whether a request header is forwarded ([`FORWARD_REQUEST_HEADERS`]).
-pub fn forward_request_header(name: &str) -> bool {
-    FORWARD_REQUEST_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
-
 /// Response headers passed back to the caller: an allow-list, like the request side.
 /// An upstream is untrusted too: it must not be able to hand the caller our VCC token
 /// (`Authorization` echoed back), CORS grants (the gateway alone decides those), cookies,
@@ -41,11 +36,6 @@ pub const FORWARD_RESPONSE_HEADERS: &[&str] = &[
     "x-request-id",
     "x-correlation-id",
 ];
-
-/// Whether a response header may pass back ([`FORWARD_RESPONSE_HEADERS`]).
-pub fn forward_response_header(name: &str) -> bool {
-    FORWARD_RESPONSE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
 
 /// An allow-list as one comma-separated string (header names hold no comma), the form
 /// the glue's host helper takes.
@@ -66,13 +56,6 @@ pub fn hop_by_hop(connection: Option<&str>) -> String {
     out
 }
 
-/// [`forward_response_header`], minus any header the upstream's `Connection` names:
-/// those are hop-by-hop by declaration (RFC 9110 §7.6.1), even an allowed name.
-pub fn pass_response_header(name: &str, connection: Option<&str>) -> bool {
-    forward_response_header(name)
-        && !connection.is_some_and(|c| c.split(',').any(|token| token.trim().eq_ignore_ascii_case(name)))
-}
-
 /// Whether the caller's `Accept` leaves the choice to us: absent, or the `*/*` that
 /// browsers and curl send by default. VCC answers 400 to anything but its versioned
 /// media type, so those get the route's versioned `Accept`; an explicit other type is
@@ -84,6 +67,21 @@ pub fn needs_versioned_accept(accept: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the host helper does with a list: Headers iterates lower-case names.
+    fn forward_request_header(name: &str) -> bool {
+        FORWARD_REQUEST_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+    }
+
+    fn forward_response_header(name: &str) -> bool {
+        FORWARD_RESPONSE_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+    }
+
+    /// An allowed response header, unless the upstream's `Connection` names it.
+    fn pass_response_header(name: &str, connection: Option<&str>) -> bool {
+        let name = name.to_ascii_lowercase();
+        forward_response_header(&name) && !hop_by_hop(connection).split(',').any(|h| h == name)
+    }
 
     #[test]
     fn header_policy() {

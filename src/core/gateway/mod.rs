@@ -19,10 +19,7 @@ mod origin;
 mod refusal;
 mod settings;
 
-pub use headers::{
-    forward_request_header, forward_response_header, header_list, hop_by_hop, needs_versioned_accept,
-    pass_response_header, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
-};
+pub use headers::{header_list, hop_by_hop, needs_versioned_accept, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS};
 pub use json::{error_json, health_json, health_json_about, log_json, misconfigured_json, HealthAbout, LogLine};
 pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
 pub use origin::{cors_headers, preflight_headers, OriginCheck};
