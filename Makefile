@@ -7,13 +7,14 @@
 #   make key     a new gateway key and its GATEWAY_KEYS entry (ID=, SCOPES=, EXPIRES=, JSON=1)
 #   make lint    rustfmt + clippy (native and wasm), Biome (format + lint) on every JS file
 #   make bench   size / speed / memory figures (not pass/fail)
+#   make fuzz    every fuzz target for FUZZ_S seconds each (default 60; nightly, not in CI)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-gateway test-demo bench emulator clean
+.PHONY: fuzz all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-gateway test-demo bench emulator clean
 
 all: pkg
 
@@ -71,6 +72,11 @@ demo-node: pkg emulator
 bench: gateway emulator
 	@command -v twiggy >/dev/null || cargo install --locked twiggy
 	scripts/with-emulator.sh node --expose-gc bench/bench.mjs
+
+# cargo-fuzz on the core's parsers and decisions (fuzz/); CI runs only their corpus, as
+# tests/fuzz_corpus.rs. FUZZ_S=600 for the long run, FUZZ_TARGETS="scope json" for some.
+fuzz:
+	scripts/fuzz.sh
 
 clean:
 	cargo clean

@@ -226,13 +226,16 @@ pub enum TokenAnswer {
 }
 
 /// Interprets a token-endpoint answer. `body` is `None` when the body was not JSON.
-/// `jwt_exp` is the `exp` claim the caller extracted from the token, if any.
+/// `jwt_exp` is the `exp` claim the caller extracted from the token, if any. `secret` is
+/// the client secret, removed from the server's `error_description` before that is
+/// shortened (a secret cut in two by the shortening would no longer be found whole).
 pub fn interpret_token_response(
     status: u16,
     body: Option<OAuthBody>,
     jwt_exp: impl FnOnce(&str) -> Option<f64>,
     retry_after_ms: Option<u64>,
     requested_at: u64,
+    secret: &str,
 ) -> TokenAnswer {
     let fail = |error: VccError, retryable| TokenAnswer::Failed { error: error.with_status(status), retryable };
     if status == 200 {
@@ -267,7 +270,7 @@ pub fn interpret_token_response(
     }
     let body = body.unwrap_or_default();
     let described = |prefix: &'static str| -> Cow<'static, str> {
-        match body.error_description.as_deref().map(sanitize_description) {
+        match body.error_description.as_deref().map(|d| sanitize_description(d, secret)) {
             Some(d) if !d.is_empty() => {
                 let mut m = String::from(prefix);
                 m.push_str(": ");
@@ -308,9 +311,14 @@ fn bad_response(m: &'static str) -> VccError {
     VccError::new(ErrorCode::BadResponse, m)
 }
 
-/// Server text is shown to users: keep it short and printable.
-fn sanitize_description(d: &str) -> String {
-    d.chars().filter(|c| !c.is_control()).take(200).collect()
+/// Server text is shown to users: printable, without the secret (a server may echo the
+/// request), then short. In that order: control characters could hide the secret from
+/// the search, and shortening first could leave its first characters behind (the fuzzer
+/// target `error_body` checks that no 8 characters of it survive).
+fn sanitize_description(d: &str, secret: &str) -> String {
+    let printable: String = d.chars().filter(|c| !c.is_control()).collect();
+    let scrubbed = if secret.len() >= 4 { printable.replace(secret, "[redacted]") } else { printable };
+    scrubbed.chars().take(200).collect()
 }
 
 /// How an API 401 should be handled.
@@ -387,7 +395,7 @@ mod tests {
     }
 
     fn err(status: u16, json: &str) -> (ErrorCode, String, bool) {
-        match interpret_token_response(status, body(json), no_jwt, None, 0) {
+        match interpret_token_response(status, body(json), no_jwt, None, 0, "s3cret-value") {
             TokenAnswer::Failed { error, retryable } => (error.code, error.to_string(), retryable),
             TokenAnswer::Token(_) => panic!("expected failure"),
         }
@@ -397,7 +405,7 @@ mod tests {
     fn parses_success_with_either_token_type_case() {
         for tt in ["Bearer", "bearer", "BEARER"] {
             let json = format!(r#"{{"access_token":"eyJ.x.y","expires_in":7200,"token_type":"{tt}"}}"#);
-            match interpret_token_response(200, body(&json), no_jwt, None, 1_000) {
+            match interpret_token_response(200, body(&json), no_jwt, None, 1_000, "s3cret-value") {
                 TokenAnswer::Token(t) => {
                     assert_eq!(t.value.expose(), "eyJ.x.y");
                     assert_eq!(t.obtained_at, 1_000);
@@ -488,7 +496,7 @@ mod tests {
                 .and_then(|p| serde_json::from_slice::<serde_json::Value>(&b64(&p)).ok())
                 .and_then(|c| jwt_exp_from_field(field(c.get("exp"))))
         };
-        match interpret_token_response(200, body(&json), exp, None, 400_000) {
+        match interpret_token_response(200, body(&json), exp, None, 400_000, "s3cret-value") {
             TokenAnswer::Token(t) => assert_eq!(t.expires_at, 1_000_000),
             other => panic!("{other:?}"),
         }

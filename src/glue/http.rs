@@ -303,5 +303,5 @@ async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64
         .and_then(|v| parse_retry_after(&v, now_ms(), parse_http_date));
     let text = read_capped(response.body(), TOKEN_BODY_CAP, Some(&deadline)).await.map_err(transport)?;
     let body = text.as_deref().and_then(parse_oauth_body);
-    Ok(interpret_token_response(status, body, jwt_exp, retry_after, requested_at))
+    Ok(interpret_token_response(status, body, jwt_exp, retry_after, requested_at, settings.client_secret.expose()))
 }
