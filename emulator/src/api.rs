@@ -252,6 +252,7 @@ fn valid_accept(headers: &HeaderMap) -> bool {
 
 pub async fn api(
     State(emu): State<Arc<Emulator>>,
+    switch: Option<axum::extract::Extension<crate::state::DropSwitch>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -270,6 +271,17 @@ pub async fn api(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let faults = client_id.as_deref().and_then(|c| emu.lock().faults_of(c).cloned()).unwrap_or_default();
+    let reset = client_id.as_deref().is_some_and(|c| {
+        let mut inner = emu.lock();
+        let reset = inner.take_fault(c, |f| &mut f.api_reset);
+        if reset {
+            inner.stats_for(c).api_requests += 1;
+        }
+        reset
+    });
+    if reset {
+        return crate::state::drop_connection(switch.as_deref()).await;
+    }
     let mut response = if let Some(location) = &faults.api_redirect {
         redirect(faults.redirect_status.unwrap_or(307), location)
     } else if faults.invalid_token_always {
@@ -310,21 +322,36 @@ pub async fn api(
     response
         .headers_mut()
         .insert(header::SET_COOKIE, header::HeaderValue::from_static("AWSALB=emulated-lb-cookie; Path=/"));
-    let mut inner = emu.lock();
-    let status = response.status().as_u16();
-    if let Some(c) = &client_id {
-        let s = inner.stats_for(c);
-        s.api_requests += 1;
-        match status {
-            401 if response.headers().contains_key(header::WWW_AUTHENTICATE) => s.api_401_invalid_token += 1,
-            401 => s.api_401_unauthorized += 1,
-            _ => {}
+    let truncate = {
+        let mut inner = emu.lock();
+        let status = response.status().as_u16();
+        if let Some(c) = &client_id {
+            let s = inner.stats_for(c);
+            s.api_requests += 1;
+            match status {
+                401 if response.headers().contains_key(header::WWW_AUTHENTICATE) => s.api_401_invalid_token += 1,
+                401 => s.api_401_unauthorized += 1,
+                _ => {}
+            }
         }
+        if emu.verbose {
+            eprintln!("{method} {path} -> {status}");
+        }
+        let truncate = client_id.as_deref().is_some_and(|c| inner.take_fault(c, |f| &mut f.api_truncated));
+        inner.record(Seen {
+            method: method.to_string(),
+            path,
+            query,
+            headers: seen_headers,
+            client_id,
+            status,
+            at: now,
+        });
+        truncate
+    };
+    if truncate {
+        return crate::state::truncated(response).await;
     }
-    if emu.verbose {
-        eprintln!("{method} {path} -> {status}");
-    }
-    inner.record(Seen { method: method.to_string(), path, query, headers: seen_headers, client_id, status, at: now });
     response
 }
 
@@ -368,6 +395,18 @@ fn answer(
     }
     if emu.lock().take_fault(&issued.client_id, |f| &mut f.api5xx) {
         return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({ "message": "Service Unavailable" }));
+    }
+    if emu.lock().take_fault(&issued.client_id, |f| &mut f.api429) {
+        let retry_after = emu.lock().faults_of(&issued.client_id).and_then(|f| f.retry_after);
+        let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, json!({ "message": "Too Many Requests" }));
+        if let Some(s) = retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        return r;
+    }
+    if emu.lock().take_fault(&issued.client_id, |f| &mut f.api_garbage) {
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], "{\"agents\": [tru")
+            .into_response();
     }
     if body.len() > 100 * 1024 {
         return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({ "message": "Request body too large" }));

@@ -22,7 +22,7 @@ use axum::Router;
 use clap::Parser;
 use tower_http::cors::CorsLayer;
 
-use state::{ClientConfig, Emulator};
+use state::{ClientConfig, DropSwitch, Emulator};
 
 /// A local emulator of the Vonage Contact Center token endpoint and APIs.
 #[derive(Parser, Debug)]
@@ -109,12 +109,39 @@ async fn main() {
         args.token_lifetime,
         specs.iter().map(|s| s.split(':').next().unwrap_or("")).collect::<Vec<_>>().join(", ")
     );
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-        eprintln!("vcc-emulator: server error: {e}");
-        std::process::exit(1);
+    tokio::select! {
+        _ = serve(listener, app) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// axum's `serve`, by hand, for one addition: every connection gets a [`DropSwitch`] as a
+/// request extension, and a handler that notifies it has its connection dropped with no
+/// answer (the "connection reset" faults).
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, as axum::serve does.
+                eprintln!("vcc-emulator: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let switch = DropSwitch::default();
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(switch.clone())));
+        tokio::spawn(async move {
+            let builder = Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = switch.0.notified() => {}
+            }
+        });
     }
 }
 

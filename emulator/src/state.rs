@@ -1,7 +1,7 @@
 //! Shared emulator state: clients, issued tokens, faults and counters, per client.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,62 @@ pub struct Faults {
     pub api_stall_ms: u64,
     /// Answer every API request with 401 `invalid_token`, whatever the token.
     pub invalid_token_always: bool,
+    /// Drop the connection of the next N token requests without answering.
+    pub token_reset: u32,
+    /// Answer the next N token requests with a 200 whose body stops halfway (the
+    /// connection closes before `Content-Length` bytes).
+    pub token_truncated: u32,
+    /// Send this as `expires_in` (any JSON: 0, -5, 1e12, "7200") instead of the lifetime.
+    pub token_expires_in: Option<serde_json::Value>,
+    /// Issue opaque tokens (no JWT, so no `exp` to fall back on).
+    pub token_opaque: bool,
+    /// Tokens stop working this many ms after issue, whatever they announce.
+    pub token_dies_after_ms: Option<u64>,
+    /// The token server's clock, seconds ahead (+) or behind (−) the host's: shifts the
+    /// JWT's `iat`, `nbf` and `exp`.
+    pub token_clock_skew_s: i64,
+    /// Answer the next N API requests with 429 (and `retryAfter` as `Retry-After`).
+    pub api429: u32,
+    /// Drop the connection of the next N API requests without answering.
+    pub api_reset: u32,
+    /// Answer the next N API requests with a body that stops halfway.
+    pub api_truncated: u32,
+    /// Answer the next N API requests with 200 and a body that is not JSON.
+    pub api_garbage: u32,
+}
+
+/// Each connection's switch (a request extension, from `main`'s accept loop): notified,
+/// the connection is dropped at once, with no answer, as a crashed front end would.
+#[derive(Clone, Default)]
+pub struct DropSwitch(pub Arc<tokio::sync::Notify>);
+
+/// Drops the connection a request came on, without an answer, and never returns.
+pub async fn drop_connection(switch: Option<&DropSwitch>) -> axum::response::Response {
+    if let Some(s) = switch {
+        s.0.notify_one();
+    }
+    std::future::pending().await
+}
+
+/// `response` with its body cut halfway: `Content-Length` still announces all of it, and
+/// the stream fails after the first half, so the connection closes mid-body.
+pub async fn truncated(response: axum::response::Response) -> axum::response::Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    parts.headers.insert(axum::http::header::CONTENT_LENGTH, axum::http::HeaderValue::from(bytes.len()));
+    // The pause lets the head and the first half go out before the failure closes the
+    // connection (without it hyper drops them unsent, and the fault is a reset instead).
+    let stream = futures_util::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(h) => Some((Ok::<_, std::io::Error>(h), None)),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                Some((Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation")), None))
+            }
+        }
+    });
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
 /// A token the emulator issued.

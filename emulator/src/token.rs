@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -12,7 +12,7 @@ use base64::Engine;
 use rand::RngCore;
 use serde_json::json;
 
-use crate::state::{now_ms, Emulator, Issued};
+use crate::state::{drop_connection, now_ms, DropSwitch, Emulator, Issued};
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
     (
@@ -59,7 +59,12 @@ fn make_jwt(client_id: &str, scope: &str, iat_s: u64, exp_s: u64, serial: u64) -
     format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
-pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token_endpoint(
+    State(emu): State<Arc<Emulator>>,
+    switch: Option<Extension<DropSwitch>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let is_form = headers
@@ -81,6 +86,24 @@ pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    if emu.lock().take_fault(&client_id, |f| &mut f.token_reset) {
+        return drop_connection(switch.as_deref()).await;
+    }
+    let response = answer(&emu, &client_id, &secret, is_form, field);
+    if emu.lock().take_fault(&client_id, |f| &mut f.token_truncated) {
+        return crate::state::truncated(response).await;
+    }
+    response
+}
+
+fn answer(
+    emu: &Emulator,
+    client_id: &str,
+    secret: &str,
+    is_form: bool,
+    field: impl Fn(&str) -> Option<String>,
+) -> Response {
+    let client_id = client_id.to_owned();
     let mut inner = emu.lock();
     if let Some(location) = inner.faults_of(&client_id).and_then(|f| f.token_redirect.clone()) {
         let status = inner.faults_of(&client_id).and_then(|f| f.redirect_status).unwrap_or(307);
@@ -135,10 +158,21 @@ pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap
     let scope = scopes.join(" ");
     let now = now_ms();
     let lifetime_s = client.lifetime_s.max(1);
-    let expires_at_ms = now + lifetime_s * 1000;
+    let faults = inner.faults_of(&client_id).cloned().unwrap_or_default();
+    // What the token announces, and when it really stops working (a fault can make
+    // that earlier).
+    let announced_expiry_ms = now + lifetime_s * 1000;
+    let expires_at_ms = faults.token_dies_after_ms.map_or(announced_expiry_ms, |d| announced_expiry_ms.min(now + d));
     inner.issued_count += 1;
     let serial = inner.issued_count;
-    let token = make_jwt(&client_id, &scope, now / 1000, expires_at_ms / 1000, serial);
+    let token = if faults.token_opaque {
+        let mut raw = [0u8; 24];
+        rand::rng().fill_bytes(&mut raw);
+        format!("opaque-{serial}-{}", URL_SAFE_NO_PAD.encode(raw))
+    } else {
+        let skewed = |ms: u64| (ms / 1000).saturating_add_signed(faults.token_clock_skew_s);
+        make_jwt(&client_id, &scope, skewed(now), skewed(announced_expiry_ms), serial)
+    };
     if inner.tokens.len() > 50_000 {
         inner.tokens.retain(|_, t| t.valid_at(now));
     }
@@ -149,7 +183,8 @@ pub async fn token_endpoint(State(emu): State<Arc<Emulator>>, headers: HeaderMap
     }
     // VCC has been seen answering both "Bearer" and "bearer".
     let token_type = if serial.is_multiple_of(2) { "bearer" } else { "Bearer" };
-    json_response(StatusCode::OK, json!({ "access_token": token, "expires_in": lifetime_s, "token_type": token_type }))
+    let expires_in = faults.token_expires_in.unwrap_or(json!(lifetime_s));
+    json_response(StatusCode::OK, json!({ "access_token": token, "expires_in": expires_in, "token_type": token_type }))
 }
 
 #[cfg(test)]
