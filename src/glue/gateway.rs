@@ -16,7 +16,7 @@
 //!   waiters to re-plan: one of them starts a new fetch, the rest wait on that.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array, JSON};
@@ -587,13 +587,17 @@ impl Inner {
                 Err(r) => return cx.refuse(r),
             }
         };
-        // One deadline for the whole exchange with VCC: both attempts, and the answer's
-        // body while it streams to the caller.
-        let deadline = deadline(config.upstream_timeout_ms);
+        // One deadline for the whole exchange with VCC, from the first send: both
+        // attempts, and the answer's body while it streams to the caller. It starts at
+        // the send, not before the token: a slow token endpoint has its own timeout, and
+        // must not spend the API's budget (a late token would then be a 504 unsent).
+        let started: OnceCell<AbortSignal> = OnceCell::new();
+        let deadline = || started.get_or_init(|| deadline(config.upstream_timeout_ms));
         let outcome = {
             let accept = if needs_versioned_accept(cx.facts.header(4)) { f.accept } else { "" };
             let (request, method, forward) = (&cx.request, cx.facts.method.as_str(), &self.forward_headers);
             let send = async |token: &AccessToken| {
+                let deadline = deadline();
                 let promise = send_upstream(
                     request,
                     &f.upstream,
@@ -602,9 +606,9 @@ impl Inner {
                     &bearer(token),
                     accept,
                     body.as_ref(),
-                    &deadline,
+                    deadline,
                 );
-                await_upstream(promise, Some(&deadline)).await.map_err(|t| match t {
+                await_upstream(promise, Some(deadline)).await.map_err(|t| match t {
                     Transport::Timeout => Refusal::UpstreamTimeout,
                     Transport::Network(_) => Refusal::UpstreamUnreachable,
                     Transport::Redirect(_) => Refusal::UpstreamRedirect,
@@ -635,7 +639,7 @@ impl Inner {
             extra.push_str(&v);
             extra.push('\n');
         }
-        respond_upstream(&upstream, &self.pass_headers, &drop, &extra, &deadline, &cx.ctx)
+        respond_upstream(&upstream, &self.pass_headers, &drop, &extra, deadline(), &cx.ctx)
     }
 }
 

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EMU, allOutput, control, gatewayVars, mintKey, newClient, sleep, startGateway, stats } from "./helpers.mjs";
+import { assertCount, matrix } from "../faults-table.mjs";
+import { EMU, ROOT, allOutput, control, gatewayVars, mintKey, newClient, sleep, startGateway, stats } from "./helpers.mjs";
 
 const registry = mkdtempSync(join(tmpdir(), "registry-"));
 const persistTo = mkdtempSync(join(tmpdir(), "broker-state-"));
@@ -111,13 +112,17 @@ test("restart: the broker serves its stored token, no token request", async () =
 });
 
 test("broker unreachable: calls succeed through the fallback; the next success after it returns goes through the broker", async () => {
+  // docs/faults.md, row B1 (the fault matrix's broker error)
+  const [row] = matrix(ROOT, "B1");
   await a.stop();
   const scope = "agents-availability:read";
-  const before = await tokenCount(scope);
+  const before = await stats(client.id);
   const r = await call(b, "/api/agents-availability");
-  assert.equal(r.status, 200);
+  assert.equal(String(r.status), row["caller sees"]);
   await r.arrayBuffer();
-  assert.equal(await tokenCount(scope), before + 1, "B fetched the token itself");
+  const now = await stats(client.id);
+  assertCount(now.tokenRequests[scope] - (before.tokenRequests?.[scope] ?? 0), row["token requests"], "B fetched the token itself");
+  assertCount(now.apiRequests - before.apiRequests, row["API requests"], "API requests");
   const h = await (await fetch(`${b.base}/healthz`)).json();
   assert.match(h.brokerError, /^broker_/);
   for (let i = 0; i < 20 && !/"tokens":"fallback"/.test(b.out.text); i++) await sleep(100);
