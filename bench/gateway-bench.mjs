@@ -12,91 +12,18 @@
 // BENCH_PROFILE=<dir> writes a V8 CPU profile per server and round (the inspector's
 // console hooks inflate console.log there); BENCH_GW_BUNDLE / BENCH_PT_BUNDLE=<dir>
 // serve a prepared bundle (experiments).
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
-import { Miniflare } from "miniflare";
 import { EMU, gatewayVars, mintKey, newClient } from "../tests/gateway/helpers.mjs";
+import { bundle, cpuSeconds, inspect, serve } from "./workerd.mjs";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 const CONNECTIONS = 32;
 const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PATH = "/api/agents-availability?skillNames=Sales";
-
-/** `wrangler deploy --dry-run --outdir` of the worker in `dir`: the bundle's folder. */
-function bundle(dir) {
-  const out = mkdtempSync(join(tmpdir(), "bench-bundle-"));
-  const log = execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", out], {
-    cwd: dir,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const upload = /Total Upload:\s*([^\n]+)/.exec(log)?.[1]?.trim() ?? "not reported";
-  const files = readdirSync(out).filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
-  const gz = files.reduce((n, f) => n + gzipSync(readFileSync(join(out, f)), { level: 9 }).length, 0);
-  const wasm = files.filter((f) => f.endsWith(".wasm")).reduce((n, f) => n + readFileSync(join(out, f)).length, 0);
-  return { out, upload, gz, wasm };
-}
-
-/** The workerd processes this process has started (Miniflare does not say which is
- *  whose, so `serve` notes which one is new). */
-function workerdChildren() {
-  const pids = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (stat.includes("(workerd)") && Number(fields[1]) === process.pid) pids.push(Number(d));
-    } catch {}
-  }
-  return pids;
-}
-
-/** CPU seconds (user + system) a process has used so far: what Workers bills. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
-}
-
-/** Serves a bundle in workerd. `gateway` options pick the bindings. The worker's own
- *  console output is read and dropped (the log line is still built and written). */
-async function serve(b, bindings, { broker = false, rateLimit = false, inspectorPort } = {}) {
-  const mf = new Miniflare({
-    host: "127.0.0.1",
-    port: 0,
-    modules: true,
-    scriptPath: join(b.out, "index.js"),
-    modulesRoot: b.out,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2025-09-01",
-    bindings,
-    ...(broker ? { durableObjects: { TOKEN_BROKER: { className: "TokenBroker", useSQLite: true } } } : {}),
-    ...(rateLimit ? { ratelimits: { GATEWAY_RATE_LIMIT: { simple: { limit: 1e9, period: 60 } } } } : {}),
-    ...(inspectorPort ? { inspectorPort } : {}),
-    handleRuntimeStdio(stdout, stderr) {
-      stdout.resume();
-      stderr.on("data", (d) => {
-        if (said.length < 8192) said += d;
-      });
-    },
-  });
-  let said = "";
-  const before = new Set(workerdChildren());
-  const url = await mf.ready.catch((e) => {
-    throw new Error(`workerd did not start: ${e.message}\n${said}`);
-  });
-  const pid = workerdChildren().find((p) => !before.has(p));
-  return { mf, pid, base: url.href.replace(/\/$/, "") };
-}
 
 const load = (url, headers) =>
   new Promise((resolve, reject) => {
@@ -257,33 +184,14 @@ function instanceImports(m) {
 /** Starts V8's CPU profiler in the isolate behind workerd's inspector; returns a stop
  *  function that writes the profile. */
 async function startProfile(port) {
-  const list = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
-  const target = list.find((t) => /vcc-auth-gateway|core:user/.test(t.title ?? "")) ?? list[0];
-  // Node 20 has no global WebSocket; `ws` comes with Miniflare (profiling only).
-  const { WebSocket } = await import("ws");
-  const ws = new WebSocket(target.webSocketDebuggerUrl);
-  await new Promise((r, j) => {
-    ws.onopen = r;
-    ws.onerror = j;
-  });
-  let id = 0;
-  const pending = new Map();
-  ws.onmessage = (m) => {
-    const msg = JSON.parse(m.data);
-    pending.get(msg.id)?.(msg.result);
-  };
-  const send = (method, params = {}) =>
-    new Promise((r) => {
-      pending.set(++id, r);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
-  await send("Profiler.enable");
-  await send("Profiler.setSamplingInterval", { interval: 200 });
-  await send("Profiler.start");
+  const session = await inspect(port);
+  await session.send("Profiler.enable");
+  await session.send("Profiler.setSamplingInterval", { interval: 200 });
+  await session.send("Profiler.start");
   return async (file) => {
-    const { profile } = await send("Profiler.stop");
+    const { profile } = await session.send("Profiler.stop");
     writeFileSync(file, JSON.stringify(profile));
-    ws.close();
+    session.close();
   };
 }
 

@@ -56,6 +56,9 @@ pub struct Faults {
     pub api_stall_ms: u64,
     /// Answer every API request with 401 `invalid_token`, whatever the token.
     pub invalid_token_always: bool,
+    /// Answer this percentage of token requests (at random) with 500: a flaky endpoint
+    /// for the soak test.
+    pub token_fail_percent: u32,
     /// Drop the connection of the next N token requests without answering.
     pub token_reset: u32,
     /// Answer the next N token requests with a 200 whose body stops halfway (the

@@ -112,7 +112,8 @@ fn answer(
     if inner.fault_flag(&client_id, |f| u64::from(f.token_down)) > 0 {
         return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({ "message": "Service Unavailable" }));
     }
-    if inner.take_fault(&client_id, |f| &mut f.token5xx) {
+    let fail_percent = inner.fault_flag(&client_id, |f| u64::from(f.token_fail_percent));
+    if inner.take_fault(&client_id, |f| &mut f.token5xx) || rand::random_range(0..100) < fail_percent {
         return json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({ "error": "Internal Server Error", "error_description": "injected fault" }),

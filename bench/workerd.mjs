@@ -1,0 +1,125 @@
+// workerd for the benchmarks and the soak: a worker bundled as `wrangler deploy` would
+// upload it, served through the Miniflare API (wrangler dev's proxy caps near 400 req/s),
+// and the workerd process's CPU time and memory read from /proc.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { Miniflare } from "miniflare";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+
+/** `wrangler deploy --dry-run --outdir` of the worker in `dir`: the bundle's folder. */
+export function bundle(dir) {
+  const out = mkdtempSync(join(tmpdir(), "bench-bundle-"));
+  const log = execFileSync(WRANGLER, ["deploy", "--dry-run", "--outdir", out], {
+    cwd: dir,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const upload = /Total Upload:\s*([^\n]+)/.exec(log)?.[1]?.trim() ?? "not reported";
+  const files = readdirSync(out).filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
+  const gz = files.reduce((n, f) => n + gzipSync(readFileSync(join(out, f)), { level: 9 }).length, 0);
+  const wasm = files.filter((f) => f.endsWith(".wasm")).reduce((n, f) => n + readFileSync(join(out, f)).length, 0);
+  return { out, upload, gz, wasm };
+}
+
+/** The workerd processes this process has started (Miniflare does not say which is
+ *  whose, so `serve` notes which one is new). */
+export function workerdChildren() {
+  const pids = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (stat.includes("(workerd)") && Number(fields[1]) === process.pid) pids.push(Number(d));
+    } catch {}
+  }
+  return pids;
+}
+
+/** CPU seconds (user + system) a process has used so far: what Workers bills. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
+}
+
+/** Serves a bundle in workerd. The options pick the bindings (`rateLimit` with a limit
+ *  no run reaches). The worker's console output goes to `onStdout`, or is read and
+ *  dropped (the log line is still built and written). */
+export async function serve(b, bindings, { broker = false, rateLimit = false, inspectorPort, onStdout } = {}) {
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: 0,
+    modules: true,
+    scriptPath: join(b.out, "index.js"),
+    modulesRoot: b.out,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2025-09-01",
+    bindings,
+    ...(broker ? { durableObjects: { TOKEN_BROKER: { className: "TokenBroker", useSQLite: true } } } : {}),
+    ...(rateLimit ? { ratelimits: { GATEWAY_RATE_LIMIT: { simple: { limit: 1e9, period: 60 } } } } : {}),
+    ...(inspectorPort ? { inspectorPort } : {}),
+    handleRuntimeStdio(stdout, stderr) {
+      if (onStdout) stdout.on("data", onStdout);
+      else stdout.resume();
+      stderr.on("data", (d) => {
+        if (said.length < 8192) said += d;
+      });
+    },
+  });
+  let said = "";
+  const before = new Set(workerdChildren());
+  const url = await mf.ready.catch((e) => {
+    throw new Error(`workerd did not start: ${e.message}\n${said}`);
+  });
+  const pid = workerdChildren().find((p) => !before.has(p));
+  return { mf, pid, base: url.href.replace(/\/$/, "") };
+}
+
+/** Resident memory of a process, in bytes (VmRSS). */
+export function rssBytes(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
+
+/** A DevTools session with the worker's isolate on `port` (Miniflare's `inspectorPort`):
+ *  `send(method, params)` resolves with the result; `close()`. Node 20 has no global
+ *  WebSocket; `ws` comes with Miniflare. */
+export async function inspect(port) {
+  const list = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const target = list.find((t) => /vcc-auth-gateway|core:user/.test(t.title ?? "")) ?? list[0];
+  const { WebSocket } = await import("ws");
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((r, j) => {
+    ws.onopen = r;
+    ws.onerror = j;
+  });
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    pending.get(msg.id)?.(msg.result ?? msg.error);
+  };
+  const send = (method, params = {}) =>
+    new Promise((r) => {
+      pending.set(++id, r);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  return { send, close: () => ws.close() };
+}
+
+/** The isolate's memory after a full GC, as V8 reports it (`Runtime.getHeapUsage`): the
+ *  JS heap in use and the ArrayBuffer backing stores. workerd's inspector offers no
+ *  execution context outside a request, so the wasm memory's own size cannot be asked
+ *  for here. */
+export async function isolateMemory(session) {
+  await session.send("HeapProfiler.collectGarbage");
+  const u = await session.send("Runtime.getHeapUsage");
+  return { heap: u?.usedSize ?? Number.NaN, buffers: u?.backingStorageSize ?? Number.NaN };
+}
