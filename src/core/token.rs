@@ -192,18 +192,26 @@ pub fn jwt_payload_base64(token: &str) -> Option<String> {
     Some(out)
 }
 
+/// Shortest lifetime we believe (a second). A shorter one would be expired before it
+/// could be used, and every call would fetch again.
+pub const MIN_LIFETIME_MS: u64 = 1000;
+
 /// Expiry from `expires_in` (seconds from `requested_at`) and the JWT `exp` (seconds
-/// since the epoch), taking the earlier. An `exp` at or before `requested_at` means the
-/// clocks disagree (the server just issued it), so it is ignored rather than making
-/// every token look expired, which would refetch on every call.
+/// since the epoch), taking the earlier. An `exp` less than [`MIN_LIFETIME_MS`] after
+/// `requested_at` means the clocks disagree (the server just issued it), so it is
+/// ignored rather than making every token look expired, which would refetch on every
+/// call; an `expires_in` that short (`1e-9`, found by the `token_response` fuzzer) is
+/// not a lifetime either.
 pub fn compute_expiry(requested_at: u64, expires_in_s: Option<f64>, jwt_exp_s: Option<f64>) -> Option<u64> {
     let from_expires_in = expires_in_s
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| requested_at + ((s * 1000.0) as u64).min(MAX_LIFETIME_MS));
+        .map(|s| ((s * 1000.0) as u64).min(MAX_LIFETIME_MS))
+        .filter(|ms| *ms >= MIN_LIFETIME_MS)
+        .map(|ms| requested_at + ms);
     let from_jwt = jwt_exp_s
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| (s * 1000.0) as u64)
-        .filter(|ms| *ms > requested_at)
+        .filter(|ms| *ms >= requested_at.saturating_add(MIN_LIFETIME_MS))
         .map(|ms| ms.min(requested_at + MAX_LIFETIME_MS));
     match (from_expires_in, from_jwt) {
         (Some(a), Some(b)) => Some(a.min(b)),
