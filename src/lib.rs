@@ -19,3 +19,7 @@ mod glue;
 
 #[cfg(target_arch = "wasm32")]
 pub use glue::*;
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
