@@ -578,14 +578,18 @@ pub fn json(data: &[u8]) {
         tokens: &tokens,
         broker_error: opt(&detail),
         rate_limit: line.status % 2 == 0,
-        keys: ids.iter().enumerate().map(|(i, id)| (*id, (i % 2 == 0).then_some(NOW + line.ms))).collect(),
+        keys: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, (i % 2 == 0).then_some(NOW.saturating_add(line.ms))))
+            .collect(),
     };
     let info = Info {
         obtained_at: Some(NOW),
         expires_at: Some(NOW.saturating_add(line.ms)),
-        refresh_at: (line.ms % 3 == 0).then_some(NOW + line.ms / 2),
+        refresh_at: (line.ms % 3 == 0).then_some(NOW.saturating_add(line.ms / 2)),
         fetches: u32::from(line.status),
-        cooldown_until: (line.ms % 5 == 0).then_some(NOW + line.ms),
+        cooldown_until: (line.ms % 5 == 0).then_some(NOW.saturating_add(line.ms)),
         ..Info::default()
     };
     let scopes: Vec<(&str, Info)> = [&scope, &route].iter().map(|s| (s.as_str(), info.clone())).collect();
