@@ -514,9 +514,10 @@ async fn send_api(request: &Request, token: &AccessToken, accept: &str) -> Resul
         let _ = headers.set("accept", accept);
     }
     upstream_fetch(request, None).await.map_err(|t| match t {
-        // The caller's own abort stays what plain `fetch` gives: the signal's reason
-        // (`AbortError`, `TimeoutError` from `AbortSignal.timeout`, or its own value).
-        Transport::Network(e) if request.signal().aborted() => e,
+        // The caller's own abort rejects as plain `fetch` does, with the signal's reason
+        // (`AbortError`, `TimeoutError` from `AbortSignal.timeout`, or its own value):
+        // the reason, not the runtime's error, which may carry detail.
+        Transport::Network(_) if request.signal().aborted() => request.signal().reason(),
         Transport::Network(e) => transport_error(&e),
         Transport::Timeout => to_js_error(&VccError::new(ErrorCode::Timeout, "the VCC API did not answer in time")),
         Transport::Redirect(status) => {
