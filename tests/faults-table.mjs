@@ -52,3 +52,37 @@ export function steps(text) {
       return i < 0 ? [s, ""] : [s.slice(0, i), s.slice(i + 1).trim()];
     });
 }
+
+async function post(emu, path, body) {
+  const r = await fetch(`${emu}/_emulator/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 200, path);
+}
+
+/** What the table's count columns compare, for emulator client `id`: every token
+ *  request (whatever its answer) and every API request. */
+export async function counts(emu, id) {
+  const s = await (await fetch(`${emu}/_emulator/stats?clientId=${id}`)).json();
+  return { token: s.tokenAttempts ?? 0, api: s.apiRequests ?? 0 };
+}
+
+/** Carries out a step that acts on the emulator or the clock for client `id` (`faults
+ *  {…}`, `revoke`, `wait N`); false for any other verb (the caller's own steps). */
+export async function emulatorStep(emu, id, [verb, arg]) {
+  switch (verb) {
+    case "faults":
+      await post(emu, "faults", { clientId: id, ...JSON.parse(arg) });
+      return true;
+    case "revoke":
+      await post(emu, "revoke", { clientId: id });
+      return true;
+    case "wait":
+      await new Promise((r) => setTimeout(r, Number(arg)));
+      return true;
+    default:
+      return false;
+  }
+}

@@ -397,7 +397,7 @@ fn answer(
         return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({ "message": "Service Unavailable" }));
     }
     if emu.lock().take_fault(&issued.client_id, |f| &mut f.api429) {
-        let retry_after = emu.lock().faults_of(&issued.client_id).and_then(|f| f.retry_after);
+        let retry_after = emu.lock().retry_after(&issued.client_id);
         let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, json!({ "message": "Too Many Requests" }));
         if let Some(s) = retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(s));

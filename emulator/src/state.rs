@@ -238,6 +238,12 @@ impl Inner {
         self.faults.get(client_id).or_else(|| self.faults.get(""))
     }
 
+    /// The `Retry-After` seconds sent with injected 429s: the client's own, else the
+    /// global one.
+    pub fn retry_after(&self, client_id: &str) -> Option<u64> {
+        [client_id, ""].iter().find_map(|id| self.faults.get(*id).and_then(|f| f.retry_after))
+    }
+
     pub fn stats_for(&mut self, client_id: &str) -> &mut Stats {
         self.stats.entry(client_id.to_owned()).or_default()
     }

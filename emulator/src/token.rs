@@ -126,8 +126,7 @@ fn answer(
         );
     }
     if inner.take_fault(&client_id, |f| &mut f.token429) {
-        let retry_after =
-            [client_id.as_str(), ""].iter().find_map(|id| inner.faults.get(*id).and_then(|f| f.retry_after));
+        let retry_after = inner.retry_after(&client_id);
         let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, json!({ "message": "Too Many Requests" }));
         if let Some(s) = retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));

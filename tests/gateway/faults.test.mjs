@@ -3,8 +3,8 @@
 // column. The table is the test.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { assertCount, matrix, steps } from "../faults-table.mjs";
-import { ROOT, control, mintKey, newClient, sleep, startGateway, stats, gatewayVars } from "./helpers.mjs";
+import { assertCount, counts as countsOf, emulatorStep, matrix, steps } from "../faults-table.mjs";
+import { EMU, ROOT, control, gatewayVars, mintKey, newClient, sleep, startGateway } from "./helpers.mjs";
 
 const ROWS = matrix(ROOT, "G");
 const ALL = mintKey("all", ["*"]);
@@ -19,7 +19,7 @@ before(async () => {
   client = await newClient("faults");
   assert.equal(
     (
-      await fetch(`${process.env.VCC_EMULATOR_URL}/_emulator/routes`, {
+      await fetch(`${EMU}/_emulator/routes`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(routes),
@@ -35,13 +35,10 @@ after(async () => {
   await gw?.stop();
 });
 
-const counts = async () => {
-  const s = await stats(client.id);
-  return { token: s.tokenAttempts ?? 0, api: s.apiRequests ?? 0 };
-};
+const counts = () => countsOf(EMU, client.id);
 
-/** One step; for `get`, its outcome in the table's words. */
-async function run(row, [verb, arg]) {
+/** A `get`'s outcome, in the table's words. */
+async function run(row, [verb]) {
   switch (verb) {
     case "get": {
       const r = await fetch(`${gw.base}/api${routeOf(row)}`, {
@@ -65,15 +62,6 @@ async function run(row, [verb, arg]) {
       } catch {}
       return typeof code === "string" ? `${r.status} ${code}` : String(r.status);
     }
-    case "faults":
-      await control("faults", { clientId: client.id, ...JSON.parse(arg) });
-      return null;
-    case "revoke":
-      await control("revoke", { clientId: client.id });
-      return null;
-    case "wait":
-      await sleep(Number(arg));
-      return null;
     default:
       throw new Error(`docs/faults.md: unknown gateway step ${verb}`);
   }
@@ -83,12 +71,13 @@ for (const row of ROWS) {
   test(`${row.id}: ${row.fault}`, async () => {
     try {
       for (const s of steps(row["setup (not counted)"])) {
-        const o = await run(row, s);
-        if (o !== null) assert.equal(o, "200", "setup get");
+        if (!(await emulatorStep(EMU, client.id, s))) assert.equal(await run(row, s), "200", "setup get");
       }
       const start = await counts();
       let outcome = null;
-      for (const s of steps(row.steps)) outcome = (await run(row, s)) ?? outcome;
+      for (const s of steps(row.steps)) {
+        if (!(await emulatorStep(EMU, client.id, s))) outcome = await run(row, s);
+      }
       const end = await counts();
       assert.equal(outcome, row["caller sees"], "what the caller sees");
       assertCount(end.token - start.token, row["token requests"], "token requests");

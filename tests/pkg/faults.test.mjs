@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { VccClient } from "vcc-auth";
 // (tests/faults-table.mjs, copied beside this file by scripts/test-pkg.sh)
-import { assertCount, matrix, steps } from "./faults-table.mjs";
+import { assertCount, counts, emulatorStep, matrix, steps } from "./faults-table.mjs";
 
 const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU && process.env.VCC_ROOT, "VCC_EMULATOR_URL and VCC_ROOT must be set");
@@ -13,13 +13,8 @@ const SCOPE = "agents-availability:read";
 const post = (path, body) =>
   fetch(`${EMU}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
-async function counts(id) {
-  const s = await (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
-  return { token: s.tokenAttempts ?? 0, api: s.apiRequests ?? 0 };
-}
-
-/** One step's outcome, in the table's words. */
-async function run(client, c, [verb, arg]) {
+/** A client step's outcome (`getToken`, `fetch`), in the table's words. */
+async function run(client, [verb, arg]) {
   try {
     switch (verb) {
       case "getToken":
@@ -35,15 +30,6 @@ async function run(client, c, [verb, arg]) {
         }
         return String(res.status);
       }
-      case "faults":
-        assert.equal((await post("/_emulator/faults", { clientId: c.id, ...JSON.parse(arg) })).status, 200);
-        return "faults set";
-      case "revoke":
-        assert.equal((await post("/_emulator/revoke", { clientId: c.id })).status, 200);
-        return "revoked";
-      case "wait":
-        await new Promise((r) => setTimeout(r, Number(arg)));
-        return "waited";
       default:
         throw new Error(`docs/faults.md: unknown step ${verb}`);
     }
@@ -72,26 +58,25 @@ for (const row of matrix(process.env.VCC_ROOT, "C")) {
       let setupToken = null;
       for (const s of steps(row["setup (not counted)"])) {
         if (s[0] === "getToken") setupToken = await client.getToken(SCOPE);
-        else await run(client, c, s);
+        else if (!(await emulatorStep(EMU, id, s))) await run(client, s);
       }
-      const before = await counts(id);
+      const before = await counts(EMU, id);
       let outcome = null;
       for (const s of steps(row.steps)) {
-        const o = await run(client, c, s);
-        if (s[0] === "getToken" || s[0] === "fetch") outcome = o;
+        if (!(await emulatorStep(EMU, id, s))) outcome = await run(client, s);
       }
-      const after = await counts(id);
+      const after = await counts(EMU, id);
       assert.equal(outcome, row["caller sees"], "what the caller sees");
       assertCount(after.token - before.token, row["token requests"], "token requests");
       assertCount(after.api - before.api, row["API requests"], "API requests");
       if (row["cached token"] === "kept") {
         assert.ok(setupToken, "a kept token needs a setup getToken");
         assert.equal(await client.getToken(SCOPE), setupToken, "the cached token still serves");
-        assert.equal((await counts(id)).token, after.token, "and no token request was made for it");
+        assert.equal((await counts(EMU, id)).token, after.token, "and no token request was made for it");
       }
     } finally {
       client.close();
-      await post("/_emulator/faults", { clientId: c.id });
+      await emulatorStep(EMU, id, ["faults", "{}"]);
     }
   });
 }
