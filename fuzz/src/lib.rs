@@ -386,11 +386,11 @@ fn some(s: String) -> Option<String> {
 
 /// The gateway's settings: `[GATEWAY_KEYS, ALLOWED_ORIGINS, GATEWAY_ROUTES,
 /// UPSTREAM_TIMEOUT_MS, BODY_TIMEOUT_MS, GATEWAY_RATE_LIMIT_PERIOD, VCC_REGION,
-/// VCC_API_BASE_URL, VCC_AUTH_BASE_URL]`. A refusal names a setting and never a value
+/// VCC_API_BASE_URL, VCC_AUTH_BASE_URL, REFRESH_AHEAD_MS, EXPIRY_MARGIN_MS]`. A refusal names a setting and never a value
 /// (no key, no digest, no part of the secret); an accepted configuration has only
 /// origins, bases and limits that mean what they say.
 pub fn settings(data: &[u8]) {
-    let [keys, origins, routes, upstream, body, period, region, api, auth] = fields::<9>(data);
+    let [keys, origins, routes, upstream, body, period, region, api, auth, ahead, margin] = fields::<11>(data);
     let region = some(region).or_else(|| Some("emea".into()));
     let env = GatewayEnv {
         region,
@@ -404,6 +404,8 @@ pub fn settings(data: &[u8]) {
         rate_limit_period: some(period),
         upstream_timeout_ms: some(upstream),
         body_timeout_ms: some(body),
+        refresh_ahead_ms: some(ahead),
+        expiry_margin_ms: some(margin),
     };
     match env.validate() {
         Err(m) => {
@@ -424,6 +426,11 @@ pub fn settings(data: &[u8]) {
             assert!(!holds_secret_part(&debug), "secret in the settings' Debug");
             assert!(cfg.upstream_timeout_ms > 0 && cfg.body_timeout_ms > 0);
             assert!(matches!(cfg.rate_limit_period_s, 10 | 60));
+            let m = cfg.settings.margins;
+            assert!(m.soft_cap_ms <= 3_600_000 && m.hard_cap_ms <= 3_600_000);
+            for lifetime in [1_000, 5_000, 3_600_000, 86_400_000] {
+                assert!(m.hard(lifetime) <= m.soft(lifetime) && m.soft(lifetime) <= lifetime, "margins invert");
+            }
             for b in [&cfg.settings.api_base, &cfg.settings.auth_base] {
                 assert!(BaseUrl::parse(&b.as_string()).as_ref() == Ok(b), "base does not re-parse: {b:?}");
             }

@@ -455,6 +455,8 @@ pub(super) fn read_env(env: &JsValue) -> Result<GatewayConfig, Misconfigured> {
             rate_limit_period: env_string(&env, "GATEWAY_RATE_LIMIT_PERIOD"),
             upstream_timeout_ms: env_string(&env, "UPSTREAM_TIMEOUT_MS"),
             body_timeout_ms: env_string(&env, "BODY_TIMEOUT_MS"),
+            refresh_ahead_ms: env_string(&env, "REFRESH_AHEAD_MS"),
+            expiry_margin_ms: env_string(&env, "EXPIRY_MARGIN_MS"),
         };
         genv.validate()
     }

@@ -63,6 +63,12 @@ pub struct GatewayEnv {
     pub upstream_timeout_ms: Option<String>,
     /// `BODY_TIMEOUT_MS` (default 10000).
     pub body_timeout_ms: Option<String>,
+    /// `REFRESH_AHEAD_MS`: cap of the refresh-ahead window, as the client's
+    /// `refreshAheadMs` (default 300000; the window is min(cap, half the lifetime)).
+    pub refresh_ahead_ms: Option<String>,
+    /// `EXPIRY_MARGIN_MS`: cap of the hard margin, as the client's `expiryMarginMs`
+    /// (default 60000; the margin is min(cap, 10 % of the lifetime)).
+    pub expiry_margin_ms: Option<String>,
 }
 
 /// A setting that is missing or invalid: every request gets 500 naming it.
@@ -141,6 +147,21 @@ fn millis(setting: &'static str, value: Option<&str>, default: u32) -> Result<u3
             .ok()
             .filter(|n| (1..=120_000).contains(n))
             .ok_or_else(|| bad(setting, "must be a number of milliseconds from 1 to 120000")),
+    }
+}
+
+/// A margin cap: whole milliseconds from 0 to 3600000 (the client's range), `None` when
+/// unset so that the client's default applies.
+fn margin(setting: &'static str, value: Option<&str>) -> Result<Option<f64>, Misconfigured> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 3_600_000)
+            .map(f64::from)
+            .map(Some)
+            .ok_or_else(|| bad(setting, "must be a number of milliseconds from 0 to 3600000")),
     }
 }
 
@@ -338,8 +359,12 @@ impl GatewayEnv {
     /// Validates every setting; the first problem names its setting.
     pub fn validate(self) -> Result<GatewayConfig, Misconfigured> {
         let region = self.region.as_deref().map(str::trim).and_then(Region::parse);
+        let refresh_ahead_ms = margin("REFRESH_AHEAD_MS", self.refresh_ahead_ms.as_deref())?;
+        let expiry_margin_ms = margin("EXPIRY_MARGIN_MS", self.expiry_margin_ms.as_deref())?;
         let raw = RawConfig {
             region: self.region,
+            refresh_ahead_ms,
+            expiry_margin_ms,
             client_id: self.client_id,
             client_secret: self.client_secret,
             auth_base_url: self.auth_base_url,
@@ -390,6 +415,7 @@ impl GatewayEnv {
 mod tests {
     use super::*;
     use crate::core::gateway::fixtures::{self as fx, *};
+    use crate::core::token::Margins;
 
     fn keys(rows: Vec<Option<Vec<(String, Field)>>>) -> GatewayEnv {
         GatewayEnv { gateway_keys: Some(JsonRows::Rows(rows)), ..env() }
@@ -451,6 +477,9 @@ mod tests {
             (GatewayEnv { upstream_timeout_ms: Some("soon".into()), ..env() }, "UPSTREAM_TIMEOUT_MS", ""),
             (GatewayEnv { upstream_timeout_ms: Some("0".into()), ..env() }, "UPSTREAM_TIMEOUT_MS", ""),
             (GatewayEnv { body_timeout_ms: Some("120001".into()), ..env() }, "BODY_TIMEOUT_MS", ""),
+            (GatewayEnv { refresh_ahead_ms: Some("3600001".into()), ..env() }, "REFRESH_AHEAD_MS", "0 to 3600000"),
+            (GatewayEnv { refresh_ahead_ms: Some("-1".into()), ..env() }, "REFRESH_AHEAD_MS", ""),
+            (GatewayEnv { expiry_margin_ms: Some("1.5".into()), ..env() }, "EXPIRY_MARGIN_MS", ""),
             (GatewayEnv { rate_limit_period: Some("30".into()), ..env() }, "GATEWAY_RATE_LIMIT_PERIOD", ""),
             (GatewayEnv { gateway_routes: Some(JsonRows::Object), ..env() }, "GATEWAY_ROUTES", "JSON array"),
             (routes(vec![None]), "GATEWAY_ROUTES", "entry 1 is not an object"),
@@ -537,6 +566,19 @@ mod tests {
             ),
             (60, 10)
         );
+    }
+
+    #[test]
+    fn margin_caps_reach_the_token_cache() {
+        // unset (or blank): the client's defaults, so a gateway and a client agree
+        let blank = GatewayEnv { refresh_ahead_ms: Some(" ".into()), ..env() };
+        assert_eq!(blank.validate().unwrap().settings.margins, Margins::default());
+        let c = GatewayEnv { refresh_ahead_ms: Some("200".into()), expiry_margin_ms: Some("0".into()), ..env() }
+            .validate()
+            .unwrap();
+        assert_eq!(c.settings.margins, Margins { soft_cap_ms: 200, hard_cap_ms: 0 });
+        // a 5 s token: refresh 4.8 s in, usable to its expiry
+        assert_eq!((c.settings.margins.soft(5_000), c.settings.margins.hard(5_000)), (200, 0));
     }
 
     #[test]
