@@ -53,6 +53,8 @@ before(async () => {
     GATEWAY_KEYS: JSON.stringify([ALL.entry, STATS.entry]),
     ALLOWED_ORIGINS: ALLOWED,
     UPSTREAM_TIMEOUT_MS: "1500",
+    // 10 min instead of the default 5: /healthz's refreshInSeconds shows it is read
+    REFRESH_AHEAD_MS: "600000",
   });
 });
 
@@ -236,8 +238,11 @@ test("healthz shows per-scope expiry and refreshes, never a token", async () => 
   const r = await fetch(`${gw.base}/healthz`);
   const body = await jsonOf(r);
   assert.equal(body.ok, true);
-  assert.ok(body.scopes["agents-availability:read"].expiresInSeconds > 7000);
-  assert.equal(typeof body.scopes["agents-availability:read"].refreshes, "number");
+  const scope = body.scopes["agents-availability:read"];
+  assert.ok(scope.expiresInSeconds > 7000);
+  // 2 h tokens refresh REFRESH_AHEAD_MS (10 min here) before expiry, not the default 5 min
+  assert.ok(scope.refreshInSeconds > 6400 && scope.refreshInSeconds <= 6600, `refreshInSeconds ${scope.refreshInSeconds}`);
+  assert.equal(typeof scope.refreshes, "number");
 });
 
 test("the request that starts the token fetch is aborted by its client: the 20 waiting still succeed", async () => {
