@@ -44,7 +44,8 @@ lint: setup-build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy $(WASM) --lib --tests -- -D warnings
-	cargo clippy $(WASM) --lib --features gateway -- -D warnings
+	cargo clippy $(WASM) --lib --no-default-features --features gateway -- -D warnings
+	cargo clippy $(WASM) --lib --all-features -- -D warnings
 	node_modules/.bin/biome ci --colors=off
 
 test-native:

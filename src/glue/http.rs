@@ -38,7 +38,7 @@ pub enum Transport {
     /// The deadline passed (before the answer, or while reading its body).
     Timeout,
     /// No HTTP answer: network, DNS, TLS, CORS, or the caller's own abort (the JS error).
-    Network(JsValue),
+    Network(#[cfg_attr(not(feature = "client"), allow(dead_code))] JsValue),
     /// A redirect (its status; 0 when a browser hides it as an opaque redirect). Never
     /// followed: the secret or token would go wherever `Location` says.
     Redirect(u16),

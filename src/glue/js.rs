@@ -133,6 +133,7 @@ impl Obj {
 
 /// `globalThis.navigator.userAgent == "Cloudflare-Workers"`: workerd, where timers
 /// cannot do I/O outside a request, so proactive refresh is off by default.
+#[cfg(feature = "client")]
 pub fn is_workerd() -> bool {
     let global = js_sys::global();
     Reflect::get(&global, &"navigator".into())

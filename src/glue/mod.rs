@@ -2,6 +2,7 @@
 
 #[cfg(feature = "gateway")]
 mod broker;
+#[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "gateway")]
 mod gateway;
@@ -12,6 +13,7 @@ mod types;
 
 #[cfg(feature = "gateway")]
 pub use broker::Broker;
+#[cfg(feature = "client")]
 pub use client::VccClient;
 #[cfg(feature = "gateway")]
 pub use gateway::Gateway;

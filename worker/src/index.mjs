@@ -2,7 +2,7 @@
 // TokenBroker's logic (Rust, in the vcc-auth package built by `make pkg`) read their
 // settings from env; nothing runs at module scope (workerd allows no I/O there).
 import { DurableObject } from "cloudflare:workers";
-import { Broker, Gateway } from "../build/workerd.mjs"; // scripts/build-pkg.sh --gateway (make gateway)
+import { Broker, Gateway } from "../build/gateway.mjs"; // scripts/build-pkg.sh --gateway (make gateway)
 
 let gateway;
 
