@@ -39,22 +39,30 @@ async function warm(base, headers) {
   await load(`${base}${PATH}`, headers);
 }
 
-/** A new workerd (a fresh isolate): its start, then its first answered request to
- *  `firstPath`; the sample with the median first request of `n`. */
-async function coldStart(b, bindings, headers, firstPath, n = 5) {
-  const times = [];
+/** One new workerd (a fresh isolate): its start, then its first answered request. */
+async function coldSample(b, bindings, headers, firstPath) {
+  const t0 = performance.now();
+  const s = await serve(b, bindings);
+  const t1 = performance.now();
+  const r = await fetch(`${s.base}${firstPath}`, { headers });
+  await r.arrayBuffer();
+  const t2 = performance.now();
+  await s.mf.dispose();
+  return { start: t1 - t0, first: t2 - t1, status: r.status };
+}
+
+/** Cold starts of `a` and `b` in alternation, `n` of each, so that the machine's drift
+ *  falls on both alike: the median start, first request and total of each. */
+async function coldStarts(a, b, headers, firstPath, n = 7) {
+  const samples = [[], []];
   for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    const s = await serve(b, bindings);
-    const t1 = performance.now();
-    const r = await fetch(`${s.base}${firstPath}`, { headers });
-    await r.arrayBuffer();
-    const t2 = performance.now();
-    times.push({ start: t1 - t0, first: t2 - t1, status: r.status });
-    await s.mf.dispose();
+    for (const [j, [bundle, bindings]] of [a, b].entries()) samples[j].push(await coldSample(bundle, bindings, headers, firstPath));
   }
-  times.sort((a, b) => a.first - b.first);
-  return times[times.length >> 1];
+  return samples.map((xs) => ({
+    start: median(xs.map((x) => x.start)),
+    first: median(xs.map((x) => x.first)),
+    total: median(xs.map((x) => x.start + x.first)),
+  }));
 }
 
 export async function gatewayRows() {
@@ -127,14 +135,12 @@ export async function gatewayRows() {
 
   // Cold start: a fresh workerd per sample; the gateway's token fetch is excluded by
   // asking for /healthz first (it builds the gateway: settings, keys, wasm instance).
-  const cg = await coldStart(gw, gwVars, auth, "/healthz");
-  const cp = await coldStart(pt, ptVars, auth, "/healthz");
-  const [tg, tp] = [cg.start + cg.first, cp.start + cp.first];
+  const [cg, cp] = await coldStarts([gw, gwVars], [pt, ptVars], auth, "/healthz");
   rows.push([
     "cold start: new workerd to first answer",
-    `${tg.toFixed(0)} ms vs ${tp.toFixed(0)} ms: ${(tg / tp).toFixed(2)}×`,
+    `${cg.total.toFixed(0)} ms vs ${cp.total.toFixed(0)} ms: ${(cg.total / cp.total).toFixed(2)}×`,
     "≤ 1.2×",
-    `start (process, module load, wasm compile + instantiate) ${cg.start.toFixed(0)} vs ${cp.start.toFixed(0)} ms, then the first request (the Gateway built from its settings; no token fetch) ${cg.first.toFixed(1)} vs ${cp.first.toFixed(1)} ms; median of 5`,
+    `start (process, module load, wasm compile + instantiate) ${cg.start.toFixed(0)} vs ${cp.start.toFixed(0)} ms, then the first request (the Gateway built from its settings; no token fetch) ${cg.first.toFixed(1)} vs ${cp.first.toFixed(1)} ms; medians of 7 alternating samples each`,
   ]);
   const module = readFileSync(join(ROOT, "worker/build/vcc_auth_bg.wasm"));
   const tc = [];
