@@ -29,3 +29,15 @@ fn every_fuzz_seed_still_holds_its_properties() {
     }
     assert!(failed.is_empty(), "seeds that break a property:\n{}", failed.join("\n"));
 }
+
+proptest::proptest! {
+    /// Whatever path `fetch` accepts stays free of traversal and control characters
+    /// under the most aggressive normalisation a server might apply (decoding again and
+    /// again, dropping `;` parameters, trailing dots and spaces, reading backslashes as
+    /// slashes): the fuzz `target` check, over paths built from the characters that
+    /// matter.
+    #[test]
+    fn accepted_paths_survive_any_normalisation(input in "(/[.;%2eEc05aAdD9fF7x ]{0,8}){1,4}(\\?[a=%0-9dDaA]{0,6})?") {
+        checks::target(input.as_bytes());
+    }
+}
