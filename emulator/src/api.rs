@@ -300,7 +300,11 @@ pub async fn api(
         let (head, tail) = bytes.split_at(bytes.len() / 2);
         let slow = slow_body(Bytes::copy_from_slice(head), 0, Bytes::copy_from_slice(tail), faults.api_stall_ms);
         response = Response::from_parts(parts, slow);
-        response.headers_mut().remove(header::CONTENT_LENGTH);
+        if faults.api_stall_sized {
+            response.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
+        } else {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
     }
 
     let mut seen_headers = BTreeMap::new();

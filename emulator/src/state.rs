@@ -54,6 +54,9 @@ pub struct Faults {
     /// Send an API answer's headers and the first part of its body, then stall this
     /// many ms before the rest.
     pub api_stall_ms: u64,
+    /// With `api_stall_ms`: keep the answer's `Content-Length` (a body of known size that
+    /// stalls), where by default the stalled answer is chunked.
+    pub api_stall_sized: bool,
     /// Answer every API request with 401 `invalid_token`, whatever the token.
     pub invalid_token_always: bool,
     /// Answer this percentage of token requests (at random) with 500: a flaky endpoint

@@ -35,7 +35,7 @@ use crate::core::gateway::{
     cors_headers, header_list, health_json_about, hop_by_hop, log_json, misconfigured_json, needs_versioned_accept,
     preflight_headers, split_request_url, Decision, Field, Forward, GatewayConfig, GatewayEnv, HealthAbout, Inbound,
     JsonRows, LogLine, Misconfigured, OriginCheck, Refusal, BODY_LIMIT, FORWARD_REQUEST_HEADERS,
-    FORWARD_RESPONSE_HEADERS,
+    FORWARD_RESPONSE_HEADERS, RESPONSE_BUFFER_LIMIT,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
@@ -70,9 +70,10 @@ extern "C" {
         pass: &JsValue,
         drop: &str,
         extra: &str,
+        buffer_limit: u32,
         signal: &AbortSignal,
         ctx: &JsValue,
-    ) -> Result<Response, JsValue>;
+    ) -> Result<Promise, JsValue>;
 }
 
 /// What a request is judged by, from [`request_facts`]' lines.
@@ -641,7 +642,15 @@ impl Inner {
             extra.push_str(&v);
             extra.push('\n');
         }
-        respond_upstream(&upstream, &self.pass_headers, &drop, &extra, deadline(), &cx.ctx)
+        let deadline = deadline();
+        let answer =
+            respond_upstream(&upstream, &self.pass_headers, &drop, &extra, RESPONSE_BUFFER_LIMIT, deadline, &cx.ctx)?;
+        match JsFuture::from(answer).await {
+            Ok(response) => Ok(response.unchecked_into()),
+            // Only a body read whole can fail here: at the deadline, or cut off.
+            Err(_) if deadline.aborted() => cx.refuse(Refusal::UpstreamTimeout),
+            Err(_) => cx.refuse(Refusal::UpstreamIncomplete),
+        }
     }
 }
 

@@ -155,7 +155,8 @@ test("a 30 MB 401 is not buffered to classify it: the caller gets it streamed, n
 });
 
 test("an upstream that stalls: the deadline covers headers and body", async () => {
-  // Headers and half a body, then 20 s of silence: the body is cut at UPSTREAM_TIMEOUT_MS.
+  // Headers and half a chunked body, then 20 s of silence: the body streams, and is cut
+  // at UPSTREAM_TIMEOUT_MS.
   await faults({ apiStallMs: 20_000 });
   try {
     const t0 = Date.now();
@@ -165,6 +166,14 @@ test("an upstream that stalls: the deadline covers headers and body", async () =
     const text = await r.text().catch(() => null);
     assert.ok(text === null || !isJson(text), `the body must be cut off, not completed: ${text}`);
     assert.ok(Date.now() - t0 < 6000, `held ${Date.now() - t0} ms`);
+    // The same stall with its Content-Length: read whole, so the caller gets a 504 of
+    // ours instead of a head and half a body.
+    await faults({ apiStallMs: 20_000, apiStallSized: true });
+    const ts = Date.now();
+    const sized = await call("/api/stats/agent-status");
+    assert.equal(sized.status, 504);
+    assert.match(await sized.text(), /"error":"upstream_timeout"/);
+    assert.ok(Date.now() - ts < 6000, `sized held ${Date.now() - ts} ms`);
     // A stalled 401: its probe does not wait for the body either.
     await faults({ api401BodyBytes: 100_000, apiStallMs: 20_000 });
     const t1 = Date.now();

@@ -42,6 +42,9 @@ pub enum Refusal {
     TokenFailed,
     /// 502: VCC could not be reached.
     UpstreamUnreachable,
+    /// 502: VCC's answer broke off before the end its `Content-Length` announced (read
+    /// whole, see [`super::RESPONSE_BUFFER_LIMIT`]).
+    UpstreamIncomplete,
     /// 502: VCC answered with a redirect, never followed (the token would go wherever
     /// `Location` says) and never passed on.
     UpstreamRedirect,
@@ -54,7 +57,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal (the README's table lists each; a test checks it).
-    pub const ALL: [Refusal; 19] = [
+    pub const ALL: [Refusal; 20] = [
         Self::BadRequest,
         Self::NoKey,
         Self::MalformedKey,
@@ -71,6 +74,7 @@ impl Refusal {
         Self::Misconfigured,
         Self::TokenFailed,
         Self::UpstreamUnreachable,
+        Self::UpstreamIncomplete,
         Self::UpstreamRedirect,
         Self::TokenRejected,
         Self::UpstreamTimeout,
@@ -88,7 +92,7 @@ impl Refusal {
             Self::BodyTooLarge => 413,
             Self::RateLimited => 429,
             Self::Misconfigured => 500,
-            Self::TokenFailed | Self::UpstreamUnreachable | Self::UpstreamRedirect => 502,
+            Self::TokenFailed | Self::UpstreamUnreachable | Self::UpstreamIncomplete | Self::UpstreamRedirect => 502,
             Self::TokenRejected => 503,
             Self::UpstreamTimeout => 504,
         }
@@ -113,6 +117,7 @@ impl Refusal {
             Self::Misconfigured => "gateway_misconfigured",
             Self::TokenFailed => "token_failed",
             Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamIncomplete => "upstream_incomplete",
             Self::UpstreamRedirect => "upstream_redirect",
             Self::TokenRejected => "token_rejected",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -142,6 +147,7 @@ impl Refusal {
             Self::Misconfigured => "the gateway is misconfigured",
             Self::TokenFailed => "the gateway could not get a VCC token",
             Self::UpstreamUnreachable => "VCC could not be reached",
+            Self::UpstreamIncomplete => "VCC's answer broke off before its end",
             Self::UpstreamRedirect => "VCC answered with a redirect, which the gateway does not follow",
             Self::TokenRejected => "VCC is rejecting the tokens it issues; the gateway is waiting before asking again",
             Self::UpstreamTimeout => "VCC did not answer in time",
