@@ -33,9 +33,9 @@ use crate::core::cache::{FlightId, Info, Plan, TokenCache};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::{
     cors_headers, header_list, health_json_about, hop_by_hop, log_json, misconfigured_json, needs_versioned_accept,
-    preflight_headers, split_request_url, Decision, Field, Forward, GatewayConfig, GatewayEnv, HealthAbout, Inbound,
-    JsonRows, LogLine, Misconfigured, OriginCheck, Refusal, BODY_LIMIT, FORWARD_REQUEST_HEADERS,
-    FORWARD_RESPONSE_HEADERS, RESPONSE_BUFFER_LIMIT,
+    preflight_headers, read_whole, split_request_url, Decision, Field, Forward, GatewayConfig, GatewayEnv, HealthAbout,
+    Inbound, JsonRows, LogLine, Misconfigured, OriginCheck, Refusal, BODY_LIMIT, FORWARD_REQUEST_HEADERS,
+    FORWARD_RESPONSE_HEADERS,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::{AccessToken, ClientSecret};
@@ -70,7 +70,7 @@ extern "C" {
         pass: &JsValue,
         drop: &str,
         extra: &str,
-        buffer_limit: u32,
+        whole: bool,
         signal: &AbortSignal,
         ctx: &JsValue,
     ) -> Result<Promise, JsValue>;
@@ -634,7 +634,10 @@ impl Inner {
         };
         cx.cache = Some(cache);
         cx.via = Some(via);
-        let drop = hop_by_hop(upstream.headers().get("connection").ok().flatten().as_deref());
+        let head = upstream.headers();
+        let header = |name: &str| head.get(name).ok().flatten();
+        let drop = hop_by_hop(header("connection").as_deref());
+        let whole = read_whole(header("content-length").as_deref(), header("content-encoding").as_deref());
         let mut extra = String::new();
         for (k, v) in cors_for(&cx.origin) {
             extra.push_str(k);
@@ -643,8 +646,7 @@ impl Inner {
             extra.push('\n');
         }
         let deadline = deadline();
-        let answer =
-            respond_upstream(&upstream, &self.pass_headers, &drop, &extra, RESPONSE_BUFFER_LIMIT, deadline, &cx.ctx)?;
+        let answer = respond_upstream(&upstream, &self.pass_headers, &drop, &extra, whole, deadline, &cx.ctx)?;
         match JsFuture::from(answer).await {
             Ok(response) => Ok(response.unchecked_into()),
             // Only a body read whole can fail here: at the deadline, or cut off.

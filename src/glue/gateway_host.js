@@ -46,16 +46,16 @@ export function sendUpstream(request, url, method, forward, authorization, accep
  *  `sendUpstream`) but those `drop` names (comma-separated, hop-by-hop), then `extra`
  *  ("name\nvalue\n..." pairs: CORS).
  *
- *  A body whose `Content-Length` is at most `bufferLimit` (and not encoded) is read
- *  whole first, under `signal` (the fetch's deadline): a stall or a cut then rejects,
- *  and the gateway answers 504 or 502 instead of a body that stops short. It is also
- *  cheaper than a pipe (measured in workerd). Any other body streams through a pipe watched by `signal`,
- *  kept alive by `ctx.waitUntil`: workerd passes a fetched body through natively once
- *  the handler returns, with no JS left to run a timer, so without the pipe a body
- *  stalling after its head would hold the caller as long as VCC likes.
+ *  With `whole` (the core's `read_whole`: small, of known size, not encoded) the body
+ *  is read first, under `signal` (the fetch's deadline): a stall or a cut then rejects,
+ *  and the gateway answers 504 or 502 instead of a body that stops short; in workerd it
+ *  also costs less than a pipe. Any other body streams through a pipe watched by
+ *  `signal`, kept alive by `ctx.waitUntil`: workerd passes a fetched body through
+ *  natively once the handler returns, with no JS left to run a timer, so without the
+ *  pipe a body stalling after its head would hold the caller as long as VCC likes.
  *  IdentityTransformStream (workerd's own) keeps the pump native; TransformStream
  *  elsewhere. */
-export function respondUpstream(upstream, pass, drop, extra, bufferLimit, signal, ctx) {
+export function respondUpstream(upstream, pass, drop, extra, whole, signal, ctx) {
   const headers = new Headers();
   const dropped = drop ? new Set(drop.split(",")) : null;
   const from = upstream.headers;
@@ -68,18 +68,12 @@ export function respondUpstream(upstream, pass, drop, extra, bufferLimit, signal
     for (let i = 0; i + 1 < pairs.length; i += 2) headers.set(pairs[i], pairs[i + 1]);
   }
   const status = upstream.status;
-  let body = upstream.body;
+  const body = upstream.body;
   if (!body) return Promise.resolve(new Response(null, { status, headers }));
-  const length = from.get("content-length");
-  // Never an encoded body: fetch decodes it, so its length says nothing of what the
-  // read would hold (a small gzip bomb).
-  if (length !== null && /^[0-9]{1,9}$/.test(length) && Number(length) <= bufferLimit && !from.has("content-encoding")) {
-    return upstream.arrayBuffer().then((whole) => new Response(whole, { status, headers }));
-  }
+  if (whole) return upstream.arrayBuffer().then((bytes) => new Response(bytes, { status, headers }));
   const pipe = typeof IdentityTransformStream === "function" ? new IdentityTransformStream() : new TransformStream();
   // A pipe cut off at the deadline rejects: that is the point, not an error to report.
   const done = body.pipeTo(pipe.writable, { signal }).catch(() => {});
   ctx?.waitUntil?.(done);
-  body = pipe.readable;
-  return Promise.resolve(new Response(body, { status, headers }));
+  return Promise.resolve(new Response(pipe.readable, { status, headers }));
 }

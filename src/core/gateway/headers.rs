@@ -64,9 +64,39 @@ pub fn needs_versioned_accept(accept: Option<&str>) -> bool {
     accept.map(str::trim).is_none_or(|a| a.is_empty() || a == "*/*")
 }
 
+/// Whether VCC's answer is read whole before the gateway answers, by its headers: a
+/// `Content-Length` of at most [`super::RESPONSE_BUFFER_LIMIT`] and no
+/// `Content-Encoding`. An encoded body streams: fetch decodes it, so its length says
+/// nothing of what the read would hold (a small gzip bomb). So does one of unknown size.
+pub fn read_whole(content_length: Option<&str>, content_encoding: Option<&str>) -> bool {
+    content_encoding.is_none()
+        && content_length.and_then(|l| l.trim().parse::<u32>().ok()).is_some_and(|n| n <= super::RESPONSE_BUFFER_LIMIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_small_plain_answers_of_known_size_are_read_whole() {
+        let limit = super::super::RESPONSE_BUFFER_LIMIT.to_string();
+        let over = (super::super::RESPONSE_BUFFER_LIMIT + 1).to_string();
+        for (length, encoding, whole) in [
+            (Some("0"), None, true),
+            (Some("1234"), None, true),
+            (Some(limit.as_str()), None, true),
+            (Some(over.as_str()), None, false),
+            (Some("99999999999"), None, false),
+            (None, None, false),
+            (Some(""), None, false),
+            (Some("12, 12"), None, false),
+            (Some("-1"), None, false),
+            (Some("1234"), Some("gzip"), false),
+            (Some("1234"), Some("identity"), false),
+        ] {
+            assert_eq!(read_whole(length, encoding), whole, "{length:?} {encoding:?}");
+        }
+    }
 
     /// What the host helper does with a list: Headers iterates lower-case names.
     fn forward_request_header(name: &str) -> bool {

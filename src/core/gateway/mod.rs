@@ -19,7 +19,9 @@ mod origin;
 mod refusal;
 mod settings;
 
-pub use headers::{header_list, hop_by_hop, needs_versioned_accept, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS};
+pub use headers::{
+    header_list, hop_by_hop, needs_versioned_accept, read_whole, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
+};
 pub use json::{error_json, health_json, health_json_about, log_json, misconfigured_json, HealthAbout, LogLine};
 pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
 pub use origin::{cors_headers, preflight_headers, OriginCheck};
@@ -37,11 +39,10 @@ use super::url::{check_query, Target};
 /// Largest request body the gateway forwards (VCC itself refuses bodies over 100 KB).
 pub const BODY_LIMIT: u64 = 1 << 20;
 
-/// Largest answer from VCC the gateway reads whole before answering, judged by its
-/// `Content-Length` (bodies without one, or encoded, stream). Read whole, a body that
-/// stalls or breaks off becomes a 504 or 502 the caller can see, where a stream could
-/// only stop short; and in workerd it costs less CPU than a pipe. VCC's JSON answers are
-/// mostly a few KB; 64 KiB bounds what each request holds.
+/// Largest answer from VCC the gateway reads whole before answering ([`read_whole`]).
+/// Read whole, a body that stalls or breaks off becomes a 504 or 502 the caller can see,
+/// where a stream could only stop short; and in workerd it costs less CPU than a pipe.
+/// VCC's JSON answers are mostly a few KB; 64 KiB bounds what each request holds.
 pub const RESPONSE_BUFFER_LIMIT: u32 = 64 << 10;
 
 /// What the gateway needs to know about an inbound request.
