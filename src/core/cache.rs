@@ -8,8 +8,7 @@
 //! it the waiters to wake. Waiters are an opaque type `W` (a oneshot sender in wasm, a
 //! plain value in tests), so single-flight is unit-tested without any runtime.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use litemap::LiteMap;
 
 use super::error::VccError;
 use super::retry::RetryPolicy;
@@ -123,15 +122,15 @@ impl<W> Default for Entry<W> {
 
 /// The cache. `K` is the key type, `W` the waiter type.
 pub struct TokenCache<K, W> {
-    entries: HashMap<K, Entry<W>>,
+    entries: LiteMap<K, Entry<W>>,
     margins: Margins,
     next_flight: FlightId,
 }
 
-impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
+impl<K: Ord + Clone, W> TokenCache<K, W> {
     /// An empty cache with the given margins.
     pub fn new(margins: Margins) -> Self {
-        Self { entries: HashMap::new(), margins, next_flight: 1 }
+        Self { entries: LiteMap::new(), margins, next_flight: 1 }
     }
 
     /// The margins in use.
@@ -351,7 +350,7 @@ impl<K: Hash + Eq + Clone, W> TokenCache<K, W> {
                     clear(e);
                 }
             }
-            None => self.entries.values_mut().for_each(clear),
+            None => self.entries.iter_mut().for_each(|(_, e)| clear(e)),
         }
     }
 

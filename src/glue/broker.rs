@@ -17,7 +17,7 @@
 //!   fetch tokens themselves behind a small circuit breaker; callers see no failure.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use litemap::LiteMap;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
@@ -265,11 +265,11 @@ pub(super) struct BrokerTokens {
     namespace: JsValue,
     config: Rc<GatewayConfig>,
     fallback: Rc<IsolateTokens>,
-    l1: RefCell<HashMap<ScopeSet, L1>>,
+    l1: RefCell<LiteMap<ScopeSet, L1>>,
     /// A generation to report as rejected on the next broker call for the scope.
-    rejected: RefCell<HashMap<ScopeSet, u64>>,
+    rejected: RefCell<LiteMap<ScopeSet, u64>>,
     /// What the broker said of each scope (times, last error), for `/healthz`.
-    seen: RefCell<HashMap<ScopeSet, Info>>,
+    seen: RefCell<LiteMap<ScopeSet, Info>>,
     breaker: Cell<Breaker>,
     last_error: Cell<Option<&'static str>>,
     /// A do-nothing rejection handler, made once.

@@ -2,8 +2,8 @@
 //! the I/O the cache asks for: token requests (single-flight through waiters), the
 //! proactive refresh timers, and authenticated API calls.
 
+use litemap::LiteMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use futures_channel::oneshot;
@@ -26,10 +26,10 @@ use crate::core::secret::{AccessToken, ClientSecret};
 /// Cache key: auth base URL + client id + normalised scope set, so two clients (or a
 /// future shared cache) never mix tokens of different credentials. One `Rc`: cheap to
 /// clone on the hot path.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct CacheKey(Rc<KeyParts>);
 
-#[derive(PartialEq, Eq, Hash)]
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct KeyParts {
     scopes: ScopeSet,
     auth_base: Rc<str>,
@@ -44,10 +44,10 @@ const SCOPE_MEMO_LIMIT: usize = 256;
 
 struct State {
     cache: TokenCache<CacheKey, Waiter>,
-    timers: HashMap<CacheKey, Timer>,
+    timers: LiteMap<CacheKey, Timer>,
     /// Raw `scope` argument -> key, so normalisation runs once per spelling (bounded:
     /// cleared past `SCOPE_MEMO_LIMIT` entries).
-    keys: HashMap<String, CacheKey>,
+    keys: LiteMap<String, CacheKey>,
     /// Tokens the core declared fresh, as a JS `Map` raw scope -> `{ token, until }`
     /// (`until` = the token's refresh-ahead time). The npm entry's `getToken` reads it and
     /// answers a cached call without entering the wasm (js/client.mjs). An entry is
@@ -174,8 +174,8 @@ impl VccClient {
             on_event,
             state: RefCell::new(State {
                 cache: TokenCache::new(settings.margins),
-                timers: HashMap::new(),
-                keys: HashMap::new(),
+                timers: LiteMap::new(),
+                keys: LiteMap::new(),
                 published: js_sys::Map::new(),
                 closed: false,
             }),
