@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::text;
+
 /// Stable error codes. The string forms (see [`ErrorCode::as_str`]) never change meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
@@ -137,8 +139,8 @@ impl VccError {
     /// where server-provided text (an `error_description`) enters an error, so that a
     /// server echoing the request cannot make the secret reach a log.
     pub fn scrub(mut self, secret: &str) -> Self {
-        if secret.len() >= 4 && self.message.contains(secret) {
-            self.message = Cow::Owned(self.message.replace(secret, "[redacted]"));
+        if secret.len() >= 4 && text::contains(&self.message, secret) {
+            self.message = Cow::Owned(text::replace(&self.message, secret, "[redacted]"));
         }
         self
     }

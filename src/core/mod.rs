@@ -12,5 +12,6 @@ pub mod retry;
 pub mod routes;
 pub mod scope;
 pub mod secret;
+pub mod text;
 pub mod token;
 pub mod url;

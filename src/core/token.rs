@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use super::error::{ErrorCode, VccError};
 use super::secret::AccessToken;
+use super::text;
 
 /// One JSON member as far as we care: a string, a number, or anything else/absent.
 /// The caller reads members with its platform's JSON (the host's `JSON.parse` in wasm,
@@ -325,7 +326,7 @@ fn bad_response(m: &'static str) -> VccError {
 /// target `error_body` checks that no 8 characters of it survive).
 fn sanitize_description(d: &str, secret: &str) -> String {
     let printable: String = d.chars().filter(|c| !c.is_control()).collect();
-    let scrubbed = if secret.len() >= 4 { printable.replace(secret, "[redacted]") } else { printable };
+    let scrubbed = if secret.len() >= 4 { text::replace(&printable, secret, "[redacted]") } else { printable };
     scrubbed.chars().take(200).collect()
 }
 
@@ -342,10 +343,11 @@ pub enum Api401 {
 /// "invalid or has expired" answer is cured by a new token; `{"message":"Unauthorized"}`
 /// (scope missing) must not loop.
 pub fn classify_401(www_authenticate: Option<&str>, body: Option<&OAuthBody>) -> Api401 {
-    let header_says = www_authenticate.is_some_and(|h| h.to_ascii_lowercase().contains("error=\"invalid_token\""));
+    let header_says =
+        www_authenticate.is_some_and(|h| text::contains(&h.to_ascii_lowercase(), "error=\"invalid_token\""));
     let body_says = body.is_some_and(|b| {
         b.error.as_deref() == Some("invalid_token")
-            || b.error_description.as_deref().is_some_and(|d| d.contains("invalid or has expired"))
+            || b.error_description.as_deref().is_some_and(|d| text::contains(d, "invalid or has expired"))
     });
     if header_says || body_says {
         Api401::InvalidToken

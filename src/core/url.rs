@@ -9,6 +9,8 @@
 
 use std::borrow::Cow;
 
+use super::text;
+
 /// A validated base URL: `http(s)://host[:port][/prefix]`, host lowercased, default port
 /// dropped, prefix without a trailing slash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -145,7 +147,7 @@ impl<'a> Target<'a> {
         if !path.starts_with('/') {
             return Err("must start with /");
         }
-        if path.contains("//") {
+        if text::contains(path, "//") {
             return Err("must not contain an empty path segment (//)");
         }
         check_path_chars(path)?;
@@ -219,7 +221,7 @@ fn parse_authority(authority: &str, secure: bool) -> Result<(String, Option<u16>
         && (host.is_empty()
             || host.starts_with(['.', '-'])
             || host.ends_with('-')
-            || host.contains("..")
+            || text::contains(host, "..")
             || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
     {
         return Err("has an invalid host name (ASCII letters, digits, dots and hyphens only)");

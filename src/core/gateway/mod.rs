@@ -34,6 +34,7 @@ use std::borrow::Cow;
 
 use super::routes::{self, RouteMatch};
 use super::scope::ScopeSet;
+use super::text;
 use super::url::{check_query, Target};
 
 /// Largest request body the gateway forwards (VCC itself refuses bodies over 100 KB).
@@ -188,7 +189,7 @@ impl GatewayConfig {
 /// origin, raw path and query, without normalising anything: dot segments and
 /// percent-escapes must reach [`GatewayConfig::decide`] as sent, to be refused there.
 pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
-    let after_scheme = url.find("://")? + 3;
+    let after_scheme = text::find(url, "://")? + 3;
     let path_start = url.get(after_scheme..)?.find('/').map_or(url.len(), |i| after_scheme + i);
     let (origin, rest) = url.split_at_checked(path_start)?;
     let rest = rest.split('#').next().unwrap_or("");
