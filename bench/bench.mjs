@@ -1,7 +1,7 @@
 // `make bench`: figures, not pass/fail. Prints a markdown table; with
 // BENCH_UPDATE_README=1 it also replaces the table in README.md.
 // Needs VCC_EMULATOR_URL (make bench runs it under scripts/with-emulator.sh) and pkg/.
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdtempSync, readdirSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -38,7 +38,11 @@ const emuStats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${i
 // 1. Size of what a browser downloads: wasm + JS glue + entry, gzipped.
 console.error("size");
 const wasm = readFileSync(join(root, "pkg/vcc_auth_bg.wasm"));
-const glue = Buffer.concat(["vcc_auth.js", "browser.mjs", "client.mjs"].map((f) => readFileSync(join(root, "pkg", f))));
+// The glue: wasm-bindgen's module, the entry, and the JS helpers it imports (snippets/).
+const snippets = readdirSync(join(root, "pkg/snippets"), { recursive: true })
+  .filter((f) => f.endsWith(".js"))
+  .map((f) => join("snippets", f));
+const glue = Buffer.concat(["vcc_auth.js", "browser.mjs", "client.mjs", ...snippets].map((f) => readFileSync(join(root, "pkg", f))));
 const gzWasm = gzipSync(wasm, { level: 9 }).length;
 const gzGlue = gzipSync(glue, { level: 9 }).length;
 let dominates = "";
@@ -84,7 +88,8 @@ row(
 // the package alone: gateway mode should cost a fraction of it.
 const gzFiles = (dir, files) => files.reduce((n, f) => n + gzipSync(readFileSync(join(root, dir, f)), { level: 9 }).length, 0);
 const pageGateway = gzFiles("www", ["index.html", "style.css", "app.js", "ui.js"]);
-const pageDirect = gzFiles("www", ["direct.js"]) + gzFiles("pkg", ["vcc_auth_bg.wasm", "vcc_auth.js", "browser.mjs", "client.mjs"]);
+const pageDirect =
+  gzFiles("www", ["direct.js"]) + gzFiles("pkg", ["vcc_auth_bg.wasm", "vcc_auth.js", "browser.mjs", "client.mjs", ...snippets]);
 row(
   "demo page download, gzipped",
   `${kb(pageGateway)} gateway mode`,

@@ -19,6 +19,8 @@ if [ "${1:-}" = "--gateway" ]; then
 fi
 
 say "wasm-pack build (release, --target web) -> $out"
+# The JS helpers the glue imports land in snippets/<crate>-<hash>/: no stale copies.
+rm -rf "$out/snippets"
 wasm-pack --quiet build --release --target web --mode no-install --no-pack --weak-refs --out-dir "$out" --out-name vcc_auth . "${features[@]}" >&2
 rm -f "$out/.gitignore" "$out/package.json"
 

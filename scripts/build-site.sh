@@ -12,6 +12,7 @@ rm -rf "$site.tmp"
 mkdir -p "$site.tmp/vendor/vcc-auth"
 cp -R www/. "$site.tmp/"
 cp pkg/browser.mjs pkg/client.mjs pkg/vcc_auth.js pkg/vcc_auth_bg.wasm "$site.tmp/vendor/vcc-auth/"
+cp -R pkg/snippets "$site.tmp/vendor/vcc-auth/"
 # Swap in one step so a running `wrangler dev` never serves a half-copied site.
 rm -rf "$site" && mv "$site.tmp" "$site"
 echo "[site] built $site/ ($(find "$site" -type f | wc -l) files)" >&2

@@ -16,8 +16,8 @@
 //! - Isolates keep each answer until its refresh time (L1). If the broker fails, they
 //!   fetch tokens themselves behind a small circuit breaker; callers see no failure.
 
-use std::cell::{Cell, RefCell};
 use litemap::LiteMap;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};

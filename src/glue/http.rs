@@ -5,12 +5,15 @@
 //! [`is_invalid_token`]. JSON is parsed with the host's `JSON.parse` (no JSON parser in
 //! the wasm).
 
-use js_sys::{Reflect, Uint8Array, JSON};
-use wasm_bindgen::{JsCast, JsValue};
+#[cfg(feature = "gateway")]
+use js_sys::Uint8Array;
+use js_sys::{Reflect, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    AbortSignal, Headers, ReadableStream, ReadableStreamDefaultReader, Request, RequestInit, RequestRedirect, Response,
-};
+#[cfg(feature = "gateway")]
+use web_sys::ReadableStreamDefaultReader;
+use web_sys::{AbortSignal, Headers, Request, RequestInit, RequestRedirect, Response};
 use zeroize::Zeroizing;
 
 use crate::core::token::{classify_401, Api401};
@@ -115,6 +118,7 @@ pub fn discard(response: &Response) {
 }
 
 /// One chunk from `reader`: `Ok(None)` at the end, `Err` if the stream failed.
+#[cfg(feature = "gateway")]
 pub async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, JsValue> {
     let step = JsFuture::from(reader.read()).await?;
     if Reflect::get(&step, &"done".into())?.as_bool().unwrap_or(true) {
@@ -127,6 +131,7 @@ pub async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<U
 }
 
 /// Concatenates chunks of `total` bytes into one array (on the JS side).
+#[cfg(feature = "gateway")]
 fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
     let out = Uint8Array::new_with_length(total);
     let mut offset = 0u32;
@@ -138,16 +143,18 @@ fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
 }
 
 /// What [`collect`] read.
+#[cfg(feature = "gateway")]
 pub enum Collected {
     /// The whole stream, at most the cap: one array.
     Whole(Uint8Array),
     /// More than the cap: this many bytes were read when it stopped (the rest unread;
     /// the gateway drains it, counting on from here).
-    Over(#[cfg_attr(not(feature = "gateway"), allow(dead_code))] u64),
+    Over(u64),
 }
 
 /// Reads a stream to its end, keeping the chunks on the JS side, or stops as soon as
-/// more than `cap` bytes have come. The one loop behind every body we read ourselves.
+/// more than `cap` bytes have come: the gateway's reader of callers' bodies.
+#[cfg(feature = "gateway")]
 pub async fn collect(reader: &ReadableStreamDefaultReader, cap: u64) -> Result<Collected, JsValue> {
     let mut chunks = Vec::new();
     let mut total = 0u64;
@@ -161,22 +168,22 @@ pub async fn collect(reader: &ReadableStreamDefaultReader, cap: u64) -> Result<C
     Ok(Collected::Whole(concat(&chunks, total as u32)))
 }
 
-/// Reads `body` as text if it is at most `cap` bytes; past `cap` (or if it is not
-/// UTF-8) `Ok(None)` and the rest is cancelled, never buffered.
+// The body reader (see the file's header for why it is JS).
+#[wasm_bindgen(module = "/src/glue/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = readCapped)]
+    fn read_capped_js(response: &Response, cap: u32) -> js_sys::Promise;
+}
+
+/// Reads `response`'s body as text if it is at most `cap` bytes; past `cap` (or if it
+/// is not UTF-8) `Ok(None)` and the rest is cancelled, never buffered.
 async fn read_capped(
-    body: Option<ReadableStream>,
+    response: &Response,
     cap: u32,
     deadline: Option<&AbortSignal>,
 ) -> Result<Option<String>, Transport> {
-    let Some(stream) = body else { return Ok(Some(String::new())) };
-    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-    match collect(&reader, u64::from(cap)).await.map_err(failure(deadline))? {
-        Collected::Whole(bytes) => Ok(String::from_utf8(bytes.to_vec()).ok()),
-        Collected::Over(_) => {
-            let _ = reader.cancel();
-            Ok(None)
-        }
-    }
+    let text = JsFuture::from(read_capped_js(response, cap)).await.map_err(failure(deadline))?;
+    Ok(text.as_string())
 }
 
 /// Parses JSON text with the host's `JSON.parse`; `None` unless it is a JSON object.
@@ -207,7 +214,7 @@ fn parse_oauth_body(text: &str) -> Option<OAuthBody> {
 pub async fn is_invalid_token(response: &Response) -> bool {
     let www = response.headers().get("www-authenticate").ok().flatten();
     let body = match response.clone() {
-        Ok(probe) => read_capped(probe.body(), PROBE_CAP, None).await.ok().flatten(),
+        Ok(probe) => read_capped(&probe, PROBE_CAP, None).await.ok().flatten(),
         Err(_) => None,
     };
     let body = body.as_deref().and_then(parse_oauth_body);
@@ -301,7 +308,7 @@ async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64
         .ok()
         .flatten()
         .and_then(|v| parse_retry_after(&v, now_ms(), parse_http_date));
-    let text = read_capped(response.body(), TOKEN_BODY_CAP, Some(&deadline)).await.map_err(transport)?;
+    let text = read_capped(&response, TOKEN_BODY_CAP, Some(&deadline)).await.map_err(transport)?;
     let body = text.as_deref().and_then(parse_oauth_body);
     Ok(interpret_token_response(status, body, jwt_exp, retry_after, requested_at, settings.client_secret.expose()))
 }
