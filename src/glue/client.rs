@@ -11,9 +11,18 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
-use web_sys::{Request, RequestInit, RequestRedirect, Response};
+use web_sys::{Request, Response};
 
-use super::http::{bearer, request_token, upstream_fetch, Transport};
+// The API call's request and each attempt's copy (see host.js for why they are JS).
+#[wasm_bindgen(module = "/src/glue/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = apiRequest, catch)]
+    fn api_request(url: &str, init: &JsValue) -> Result<Request, JsValue>;
+    #[wasm_bindgen(js_name = sendApi, catch)]
+    fn send_api_js(request: &Request, authorization: &str, accept: &str) -> Result<Promise, JsValue>;
+}
+
+use super::http::{await_upstream, bearer, request_token, Transport};
 use super::js::{is_workerd, now_ms, to_js_error, Obj, Timer};
 use super::tokens::{exchange, ExchangeError, Lease, TokenSource};
 use crate::core::cache::{Event, FlightId, Info, Plan, TokenCache};
@@ -427,12 +436,8 @@ impl Inner {
         };
         let target = self.settings.api_base.resolve(&input).map_err(|p| err(VccError::config("input", p)))?;
         let url = self.settings.api_base.join(&target.path_and_query());
-        let request = if init.is_undefined() || init.is_null() {
-            Request::new_with_str(&url)
-        } else {
-            Request::new_with_str_and_init(&url, init.unchecked_ref())
-        }
-        .map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
+        let request =
+            api_request(&url, &init).map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
         let method = request.method();
         let scope_override = if init.is_object() {
             opt_string(&init, "scope").map_err(|_| err(VccError::config("init.scope", "must be a string")))?
@@ -452,17 +457,7 @@ impl Inner {
             }
         };
         let key = self.key_for(&scope).map_err(err)?;
-        // Never follow a redirect with the token, whatever `init.redirect` said.
-        let manual = RequestInit::new();
-        manual.set_redirect(RequestRedirect::Manual);
-        let request = Request::new_with_request_and_init(&request, &manual)
-            .map_err(|_| err(VccError::config("init", "is not a valid RequestInit")))?;
-        let send = async |token: &AccessToken| {
-            let attempt = request
-                .clone()
-                .map_err(|_| err(VccError::config("init", "has a body that cannot be sent (already used?)")))?;
-            send_api(&attempt, token, accept).await
-        };
+        let send = async |token: &AccessToken| send_api(&request, token, accept).await;
         match exchange(&self, &key, &JsValue::UNDEFINED, send).await {
             Ok((response, _, _)) => Ok(response.into()),
             Err(ExchangeError::Token(e)) => Err(err(e)),
@@ -507,13 +502,11 @@ fn cooldown_error(until: u64, now: u64) -> VccError {
     e
 }
 
+/// One attempt (see `sendApi`); the caller's request is copied, never sent itself.
 async fn send_api(request: &Request, token: &AccessToken, accept: &str) -> Result<Response, JsValue> {
-    let headers = request.headers();
-    let _ = headers.set("authorization", &bearer(token));
-    if !headers.has("accept").unwrap_or(true) {
-        let _ = headers.set("accept", accept);
-    }
-    upstream_fetch(request, None).await.map_err(|t| match t {
+    let sent = send_api_js(request, &bearer(token), accept)
+        .map_err(|_| to_js_error(&VccError::config("init", "has a body that cannot be sent (already used?)")))?;
+    await_upstream(Ok(sent), None).await.map_err(|t| match t {
         // The caller's own abort rejects as plain `fetch` does, with the signal's reason
         // (`AbortError`, `TimeoutError` from `AbortSignal.timeout`, or its own value):
         // the reason, not the runtime's error, which may carry detail.

@@ -36,3 +36,30 @@ export async function readCapped(response, cap) {
     return null;
   }
 }
+
+/** Sends a token request: a form POST accepting JSON, with HTTP Basic when `basic`
+ *  (`id:secret`, form-encoded as RFC 6749 2.3.1 says) is given; redirects are not
+ *  followed and the whole exchange is under `signal`. Returns fetch's promise; throws
+ *  if the runtime cannot build the request (`basic` outside Latin-1). */
+export function postForm(url, body, basic, signal) {
+  const headers = { "content-type": "application/x-www-form-urlencoded", accept: "application/json" };
+  if (basic !== undefined) headers.authorization = `Basic ${btoa(basic)}`;
+  return fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+}
+
+/** The client's API request to `url`: `init` applied as `fetch` applies it, then
+ *  redirects set to manual, so the bearer token never follows one. Throws, as
+ *  `new Request` does, on an `init` it cannot use. */
+export function apiRequest(url, init) {
+  return new Request(new Request(url, init), { redirect: "manual" });
+}
+
+/** One attempt of a client API call: a copy of `request` (a retry sends its body again)
+ *  with our bearer and, unless the caller set one, the route's `accept`. Throws if the
+ *  body was already used; else returns fetch's promise. */
+export function sendApi(request, authorization, accept) {
+  const attempt = request.clone();
+  attempt.headers.set("authorization", authorization);
+  if (!attempt.headers.has("accept")) attempt.headers.set("accept", accept);
+  return fetch(attempt);
+}

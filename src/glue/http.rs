@@ -1,6 +1,6 @@
 //! HTTP through the global `fetch`, written once for the client and the gateway: every
-//! upstream exchange goes through [`upstream_fetch`] (never a redirect followed, an
-//! optional deadline over the whole exchange), bodies we read ourselves are capped
+//! upstream answer goes through [`await_upstream`] (a redirect is never followed, and
+//! the deadline covers the whole exchange), bodies we read ourselves are capped
 //! ([`read_capped`]), the bearer header is [`bearer`], and a 401 is classified by
 //! [`is_invalid_token`]. JSON is parsed with the host's `JSON.parse` (no JSON parser in
 //! the wasm).
@@ -13,12 +13,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 #[cfg(feature = "gateway")]
 use web_sys::ReadableStreamDefaultReader;
-use web_sys::{AbortSignal, Headers, Request, RequestInit, RequestRedirect, Response};
+use web_sys::{AbortSignal, Response};
 use zeroize::Zeroizing;
 
 use crate::core::token::{classify_401, Api401};
 
-use super::js::{atob, btoa, global_fetch, now_ms, random, sleep};
+use super::js::{atob, now_ms, random, sleep};
 use crate::core::config::Settings;
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::request::token_request;
@@ -54,17 +54,6 @@ pub fn deadline(ms: u32) -> AbortSignal {
     AbortSignal::timeout_with_u32(ms)
 }
 
-/// A `RequestInit` that never follows redirects, with `deadline` if given.
-pub fn request_init(method: &str, deadline: Option<&AbortSignal>) -> RequestInit {
-    let init = RequestInit::new();
-    init.set_method(method);
-    init.set_redirect(RequestRedirect::Manual);
-    if let Some(signal) = deadline {
-        init.set_signal(Some(signal));
-    }
-    init
-}
-
 /// `Bearer <token>`, zeroized when dropped.
 pub fn bearer(token: &AccessToken) -> Zeroizing<String> {
     let mut value = Zeroizing::new(String::with_capacity(token.len() + 7));
@@ -89,14 +78,9 @@ fn failure(deadline: Option<&AbortSignal>) -> impl Fn(JsValue) -> Transport + '_
     }
 }
 
-/// Sends `request` (built with [`request_init`]: manual redirects) through the global
-/// fetch. A redirect is an error, its body cancelled unread.
-pub async fn upstream_fetch(request: &Request, deadline: Option<&AbortSignal>) -> Result<Response, Transport> {
-    await_upstream(global_fetch(request), deadline).await
-}
-
-/// The answer to a fetch already sent with manual redirects (by [`upstream_fetch`], or
-/// by the gateway's host helper): a redirect is an error, its body cancelled unread.
+/// The answer to a fetch sent with manual redirects (by a host helper: `postForm`,
+/// `sendApi`, the gateway's `sendUpstream`): a redirect is an error, its body cancelled
+/// unread.
 pub async fn await_upstream(
     promise: Result<js_sys::Promise, JsValue>,
     deadline: Option<&AbortSignal>,
@@ -168,11 +152,13 @@ pub async fn collect(reader: &ReadableStreamDefaultReader, cap: u64) -> Result<C
     Ok(Collected::Whole(concat(&chunks, total as u32)))
 }
 
-// The body reader (see the file's header for why it is JS).
+// The body reader and the token request's sender (see host.js for why they are JS).
 #[wasm_bindgen(module = "/src/glue/host.js")]
 extern "C" {
     #[wasm_bindgen(js_name = readCapped)]
     fn read_capped_js(response: &Response, cap: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = postForm, catch)]
+    fn post_form(url: &str, body: &str, basic: Option<&str>, signal: &AbortSignal) -> Result<js_sys::Promise, JsValue>;
 }
 
 /// Reads `response`'s body as text if it is at most `cap` bytes; past `cap` (or if it
@@ -271,20 +257,10 @@ fn js_err(_: JsValue) -> VccError {
 /// body included, and the body is capped.
 async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64) -> Result<TokenAnswer, VccError> {
     let tr = token_request(settings, scopes);
-    let headers = Headers::new().map_err(js_err)?;
-    headers.set("content-type", "application/x-www-form-urlencoded").map_err(js_err)?;
-    headers.set("accept", "application/json").map_err(js_err)?;
-    if let Some(pair) = &tr.basic_pair {
-        let mut auth = Zeroizing::new(String::from("Basic "));
-        auth.push_str(&btoa(pair).map_err(js_err)?);
-        headers.set("authorization", &auth).map_err(js_err)?;
-    }
     let deadline = deadline(settings.timeout_ms);
-    let init = request_init("POST", Some(&deadline));
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&tr.body));
-    let request = Request::new_with_str_and_init(&tr.url, &init).map_err(js_err)?;
+    let sent = post_form(&tr.url, &tr.body, tr.basic_pair.as_deref().map(|p| p.as_str()), &deadline).map_err(js_err);
     drop(tr);
+    let sent = sent?;
 
     let transport = |t: Transport| match t {
         Transport::Timeout => VccError::new(ErrorCode::Timeout, "the token endpoint did not answer within timeoutMs"),
@@ -300,7 +276,7 @@ async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64
             e
         }
     };
-    let response = upstream_fetch(&request, Some(&deadline)).await.map_err(transport)?;
+    let response = await_upstream(Ok(sent), Some(&deadline)).await.map_err(transport)?;
     let status = response.status();
     let retry_after = response
         .headers()

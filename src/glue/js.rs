@@ -9,10 +9,6 @@ use crate::core::error::VccError;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The global `fetch` (window, worker, Node and workerd alike).
-    #[wasm_bindgen(js_name = fetch, catch)]
-    pub fn global_fetch(request: &web_sys::Request) -> Result<js_sys::Promise, JsValue>;
-
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(handler: &Function, ms: f64) -> JsValue;
 
@@ -30,10 +26,6 @@ extern "C" {
     /// One error log line.
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     pub fn console_error(line: &str);
-
-    /// Base64 encode of a Latin-1 string.
-    #[wasm_bindgen(catch)]
-    pub fn btoa(data: &str) -> Result<String, JsValue>;
 }
 
 /// Milliseconds since the Unix epoch.
