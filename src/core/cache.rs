@@ -122,6 +122,8 @@ impl<W> Default for Entry<W> {
 
 /// The cache. `K` is the key type, `W` the waiter type.
 pub struct TokenCache<K, W> {
+    /// A sorted vector: a cache holds a few scope sets, and std's `HashMap` (hashbrown,
+    /// SipHash and its random keys) cost the npm package's wasm 3.2 KB gzipped.
     entries: LiteMap<K, Entry<W>>,
     margins: Margins,
     next_flight: FlightId,

@@ -16,11 +16,11 @@
 //! - Isolates keep each answer until its refresh time (L1). If the broker fails, they
 //!   fetch tokens themselves behind a small circuit breaker; callers see no failure.
 
-use litemap::LiteMap;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
+use litemap::LiteMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};

@@ -2,12 +2,12 @@
 //! the I/O the cache asks for: token requests (single-flight through waiters), the
 //! proactive refresh timers, and authenticated API calls.
 
-use litemap::LiteMap;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use futures_channel::oneshot;
 use js_sys::{Function, Object, Promise, Reflect};
+use litemap::LiteMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
