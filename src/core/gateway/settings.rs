@@ -138,31 +138,31 @@ fn setting_of(field: &'static str) -> &'static str {
     }
 }
 
+/// A setting in whole milliseconds within `range` (else `problem`), `None` when unset
+/// or blank. The timeouts and the margin caps differ only in range and default.
+fn millis_in(
+    setting: &'static str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<u32>,
+    problem: &'static str,
+) -> Result<Option<u32>, Misconfigured> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse::<u32>().ok().filter(|n| range.contains(n)).map(Some).ok_or_else(|| bad(setting, problem)),
+    }
+}
+
 /// A timeout setting: whole milliseconds from 1 to 120000, or `default` when unset.
 fn millis(setting: &'static str, value: Option<&str>, default: u32) -> Result<u32, Misconfigured> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(default),
-        Some(t) => t
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=120_000).contains(n))
-            .ok_or_else(|| bad(setting, "must be a number of milliseconds from 1 to 120000")),
-    }
+    let problem = "must be a number of milliseconds from 1 to 120000";
+    Ok(millis_in(setting, value, 1..=120_000, problem)?.unwrap_or(default))
 }
 
 /// A margin cap: whole milliseconds from 0 to 3600000 (the client's range), `None` when
 /// unset so that the client's default applies.
 fn margin(setting: &'static str, value: Option<&str>) -> Result<Option<f64>, Misconfigured> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(t) => t
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n <= 3_600_000)
-            .map(f64::from)
-            .map(Some)
-            .ok_or_else(|| bad(setting, "must be a number of milliseconds from 0 to 3600000")),
-    }
+    let problem = "must be a number of milliseconds from 0 to 3600000";
+    Ok(millis_in(setting, value, 0..=3_600_000, problem)?.map(f64::from))
 }
 
 /// `problem` about row `index` (counted from 1) of `setting`.
