@@ -3,8 +3,11 @@
 // wrangler imports the .wasm as a compiled WebAssembly.Module; instantiate it
 // synchronously (no I/O at module scope).
 import wasmModule from "./vcc_auth_bg.wasm";
-import { initSync } from "./vcc_auth.js";
+import { __primeQueue, initSync } from "./vcc_auth.js";
 
 initSync({ module: wasmModule });
+// The wasm's futures schedule with a promise's `then`, not workerd's costlier
+// `queueMicrotask` (see `prime_queue` in src/glue/js.rs).
+__primeQueue();
 
 export { Broker, Gateway } from "./vcc_auth.js";

@@ -63,3 +63,16 @@ export function sendApi(request, authorization, accept) {
   if (!attempt.headers.has("accept")) attempt.headers.set("accept", accept);
   return fetch(attempt);
 }
+
+/** For `__primeQueue` (js.rs): hides `globalThis.queueMicrotask` and returns what puts
+ *  it back. Hides nothing (and restores nothing) if the runtime will not let it be
+ *  shadowed. */
+export function hideQueueMicrotask() {
+  const own = Object.getOwnPropertyDescriptor(globalThis, "queueMicrotask");
+  if (own !== undefined && !own.configurable) return () => {};
+  Object.defineProperty(globalThis, "queueMicrotask", { value: undefined, configurable: true, writable: true });
+  return () => {
+    if (own === undefined) delete globalThis.queueMicrotask;
+    else Object.defineProperty(globalThis, "queueMicrotask", own);
+  };
+}

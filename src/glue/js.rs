@@ -28,6 +28,27 @@ extern "C" {
     pub fn console_error(line: &str);
 }
 
+#[wasm_bindgen(module = "/src/glue/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = hideQueueMicrotask)]
+    fn hide_queue_microtask() -> Function;
+}
+
+/// Internal, for the workerd entries (js/workerd.mjs, js/gateway.mjs), right after
+/// `initSync`: creates wasm-bindgen-futures' task queue with `queueMicrotask` hidden.
+///
+/// The queue looks once, when it is created, for a global `queueMicrotask`, and without
+/// one schedules its polls with a resolved promise's `then`. In workerd the global is a
+/// runtime API that costs ~2.3 µs a call against ~0.05 µs for `then` (measured over
+/// 200 k calls each), and a gateway request schedules 4 polls. The global is put back
+/// before this returns, so no other code ever sees it missing.
+#[wasm_bindgen(js_name = "__primeQueue", skip_typescript)]
+pub fn prime_queue() {
+    let restore = hide_queue_microtask();
+    wasm_bindgen_futures::spawn_local(async {});
+    let _ = restore.call0(&JsValue::UNDEFINED);
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64

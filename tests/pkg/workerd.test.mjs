@@ -67,6 +67,8 @@ test("workerd: fetch calls the API with the bearer token", async () => {
   const res = await fetch(`${base}/agents`);
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), { Ready: 10, Away: 3, "Extended Away": 0, "Logged Out": 2 });
+  // Token flights and API calls ran above; none scheduled through queueMicrotask.
+  assert.deepEqual(await (await fetch(`${base}/microtasks`)).json(), { calls: 0, restored: true });
 });
 
 test("workerd: errors keep their code and never show the secret", async () => {

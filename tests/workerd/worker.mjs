@@ -1,3 +1,5 @@
+// Before the package, so the counter is in place when its entry runs.
+import { calls, counter } from "./count.mjs";
 import { VccClient } from "vcc-auth";
 
 // Created inside a request, never at module scope (workerd allows no I/O there, and the
@@ -18,6 +20,11 @@ export default {
       if (pathname === "/agents") {
         const res = await client.fetch("/agents-availability?skillNames=Sales");
         return new Response(res.body, { status: res.status, headers: { "content-type": "application/json" } });
+      }
+      if (pathname === "/microtasks") {
+        // The package's futures schedule with a promise's `then`, never workerd's
+        // costlier queueMicrotask, and the global is left as it was.
+        return Response.json({ calls: calls(), restored: globalThis.queueMicrotask === counter });
       }
       if (pathname === "/wrong-secret") {
         const bad = new VccClient({
