@@ -12,7 +12,7 @@
 // BENCH_PROFILE=<dir> writes a V8 CPU profile per server and round (the inspector's
 // console hooks inflate console.log there); BENCH_GW_BUNDLE / BENCH_PT_BUNDLE=<dir>
 // serve a prepared bundle (experiments).
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import autocannon from "autocannon";
@@ -66,6 +66,16 @@ async function coldStarts(a, b, headers, firstPath, n = 7) {
 }
 
 export async function gatewayRows() {
+  const made = [];
+  try {
+    return await rowsFrom(made);
+  } finally {
+    // The bundles this run made (not ones given by BENCH_*_BUNDLE) are temporary.
+    for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function rowsFrom(made) {
   const client = await newClient("bench-gw");
   const { key, entry } = mintKey("bench", ["*"]);
   const tok = await (
@@ -82,6 +92,8 @@ export async function gatewayRows() {
   // BENCH_GW_BUNDLE=<dir>: a prepared bundle instead (experiments, named profiles).
   const gw = process.env.BENCH_GW_BUNDLE ? { out: process.env.BENCH_GW_BUNDLE, upload: "-", gz: 0, wasm: 0 } : bundle(join(ROOT, "worker"));
   const pt = process.env.BENCH_PT_BUNDLE ? { out: process.env.BENCH_PT_BUNDLE } : bundle(join(ROOT, "bench/passthrough"));
+  if (!process.env.BENCH_GW_BUNDLE) made.push(gw.out);
+  if (!process.env.BENCH_PT_BUNDLE) made.push(pt.out);
   const variants = [
     ["pass-through", pt, ptVars, {}],
     ["gateway", gw, gwVars, { broker: true, rateLimit: true }],

@@ -14,6 +14,7 @@
 // p50/p99 latency and the isolate's memory from start to end, and exits 1 unless:
 // no failed request, token requests within 10 % of the physical minimum (one token per
 // scope per lifetime, plus revocations), the isolate's memory flat under load.
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { control, gatewayVars, mintKey, newClient, stats } from "../tests/gateway/helpers.mjs";
@@ -167,6 +168,7 @@ await control("faults", { clientId: client.id });
 const memEnd = await sample();
 const statsEnd = await stats(client.id);
 await server.mf.dispose();
+rmSync(gw.out, { recursive: true, force: true });
 
 // The physical minimum: a token serves at most its lifetime, so each scope needs one per
 // 5 s of the run, plus one per revocation (all of them die at once). The pass mark is
