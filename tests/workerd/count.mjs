@@ -1,4 +1,5 @@
-// Imported before vcc-auth, so the counter is in place when the package's entry runs.
+// A counter of queueMicrotask calls, imported first by the workerd test workers
+// (tests/workerd/, tests/gateway/microtask/), so it is in place before vcc-auth's entry runs.
 const real = globalThis.queueMicrotask;
 let n = 0;
 export function counter(task) {

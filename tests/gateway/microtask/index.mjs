@@ -1,6 +1,6 @@
 // The gateway's Worker with one addition: every answer says how many times anything
 // called `queueMicrotask` so far, and whether the global is still the counter.
-import { calls, counter } from "./count.mjs";
+import { calls, counter } from "../../workerd/count.mjs"; // the package's workerd test uses it too
 import { Gateway } from "../../../worker/build/gateway.mjs";
 
 let gateway;
