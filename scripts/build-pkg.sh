@@ -29,7 +29,7 @@ node_modules/.bin/wasm-opt "$out/vcc_auth_bg.wasm" -Oz --strip-debug --strip-pro
 
 if [ "$out" = pkg ]; then
   # Whitespace and comments out of the generated glue and the helpers it imports (the
-  # docs ship in vcc_auth.d.ts; the helpers' source is src/glue/): 1.5 KB less to
+  # docs ship in vcc_auth.d.ts; the helpers' source is src/glue/): 8.0 -> 5.4 KB to
   # download, gzipped. Names are kept, so stack traces still read.
   say "esbuild --minify-whitespace --minify-syntax: the glue"
   for f in "$out/vcc_auth.js" $(find "$out/snippets" -name '*.js'); do

@@ -70,7 +70,11 @@ export function sendApi(request, authorization, accept) {
 export function hideQueueMicrotask() {
   const own = Object.getOwnPropertyDescriptor(globalThis, "queueMicrotask");
   if (own !== undefined && !own.configurable) return () => {};
-  Object.defineProperty(globalThis, "queueMicrotask", { value: undefined, configurable: true, writable: true });
+  try {
+    Object.defineProperty(globalThis, "queueMicrotask", { value: undefined, configurable: true, writable: true });
+  } catch {
+    return () => {}; // a frozen global: the queue keeps queueMicrotask, nothing breaks
+  }
   return () => {
     if (own === undefined) delete globalThis.queueMicrotask;
     else Object.defineProperty(globalThis, "queueMicrotask", own);
