@@ -42,7 +42,8 @@ const wasm = readFileSync(join(root, "pkg/vcc_auth_bg.wasm"));
 const snippets = readdirSync(join(root, "pkg/snippets"), { recursive: true })
   .filter((f) => f.endsWith(".js"))
   .map((f) => join("snippets", f));
-const glue = Buffer.concat(["vcc_auth.js", "browser.mjs", "client.mjs", ...snippets].map((f) => readFileSync(join(root, "pkg", f))));
+const glueFiles = ["vcc_auth.js", "browser.mjs", "client.mjs", ...snippets];
+const glue = Buffer.concat(glueFiles.map((f) => readFileSync(join(root, "pkg", f))));
 const gzWasm = gzipSync(wasm, { level: 9 }).length;
 const gzGlue = gzipSync(glue, { level: 9 }).length;
 let dominates = "";
@@ -88,8 +89,7 @@ row(
 // the package alone: gateway mode should cost a fraction of it.
 const gzFiles = (dir, files) => files.reduce((n, f) => n + gzipSync(readFileSync(join(root, dir, f)), { level: 9 }).length, 0);
 const pageGateway = gzFiles("www", ["index.html", "style.css", "app.js", "ui.js"]);
-const pageDirect =
-  gzFiles("www", ["direct.js"]) + gzFiles("pkg", ["vcc_auth_bg.wasm", "vcc_auth.js", "browser.mjs", "client.mjs", ...snippets]);
+const pageDirect = gzFiles("www", ["direct.js"]) + gzFiles("pkg", ["vcc_auth_bg.wasm", ...glueFiles]);
 row(
   "demo page download, gzipped",
   `${kb(pageGateway)} gateway mode`,

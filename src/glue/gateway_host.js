@@ -30,16 +30,22 @@ export function requestFacts(request) {
  *  combined, as RFC 9110 allows for every name on the list. */
 export function sendUpstream(request, url, method, forward, authorization, accept, body, signal) {
   const headers = new Headers();
-  const from = request.headers;
-  for (const k of forward) {
-    const v = from.get(k);
-    if (v !== null) headers.set(k, v);
-  }
+  copyListed(request.headers, forward, null, headers);
   headers.set("authorization", authorization);
   if (accept) headers.set("accept", accept);
   const init = { method, headers, redirect: "manual", signal };
   if (body) init.body = body;
   return fetch(url, init);
+}
+
+/** Sets on `to` each header of `from` named in `names` (a Set of lower-case names) but
+ *  those in `skip` (a Set, or null): a `get` per listed name (see `sendUpstream`). */
+function copyListed(from, names, skip, to) {
+  for (const k of names) {
+    if (skip?.has(k)) continue;
+    const v = from.get(k);
+    if (v !== null) to.set(k, v);
+  }
 }
 
 /** A promise of the caller's response from VCC's: the `pass` headers (walked as in
@@ -57,12 +63,7 @@ export function sendUpstream(request, url, method, forward, authorization, accep
  *  elsewhere. */
 export function respondUpstream(upstream, pass, drop, extra, whole, signal, ctx) {
   const headers = new Headers();
-  const dropped = drop ? new Set(drop.split(",")) : null;
-  const from = upstream.headers;
-  for (const k of pass) {
-    const v = dropped?.has(k) ? null : from.get(k);
-    if (v !== null) headers.set(k, v);
-  }
+  copyListed(upstream.headers, pass, drop ? new Set(drop.split(",")) : null, headers);
   if (extra) {
     const pairs = extra.split("\n");
     for (let i = 0; i + 1 < pairs.length; i += 2) headers.set(pairs[i], pairs[i + 1]);
