@@ -2,7 +2,8 @@
 // scripts/with-emulator.sh). Figures, not pass/fail. Measured as a new user would:
 // both workers bundled by `wrangler deploy --dry-run --outdir` and served by workerd
 // through the Miniflare API (wrangler dev's proxy caps near 400 req/s and would hide
-// the difference), autocannon from this process, alternating rounds.
+// the difference), autocannon from this process, alternating rounds. Cold starts run
+// workerd itself (bench/workerd.mjs `coldStart` says why).
 //
 // The gateway runs as shipped: per-request log line on, rate limit binding on (with a
 // limit no run reaches), token broker bound and its L1 warm. Variants without the
