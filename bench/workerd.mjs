@@ -13,6 +13,8 @@ import { Miniflare } from "miniflare";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+// The workers' date (their wrangler.toml files say the same), for `serve` and `coldStart` alike.
+const COMPATIBILITY_DATE = "2025-09-01";
 // The workerd binary Miniflare runs: its `workerd` dependency, resolved from Miniflare.
 const fromHere = createRequire(import.meta.url);
 const WORKERD = createRequire(fromHere.resolve("miniflare"))("workerd").default;
@@ -66,7 +68,7 @@ export async function serve(b, bindings, { broker = false, rateLimit = false, in
     scriptPath: join(b.out, "index.js"),
     modulesRoot: b.out,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2025-09-01",
+    compatibilityDate: COMPATIBILITY_DATE,
     bindings,
     ...(broker ? { durableObjects: { TOKEN_BROKER: { className: "TokenBroker", useSQLite: true } } } : {}),
     ...(rateLimit ? { ratelimits: { GATEWAY_RATE_LIMIT: { simple: { limit: 1e9, period: 60 } } } } : {}),
@@ -114,7 +116,7 @@ export async function coldStart(b, bindings, path, headers = {}) {
       join(dir, "config.capnp"),
       `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [(name = "main", worker = (modules = [${modules.join(", ")}], compatibilityDate = "2025-09-01", bindings = [${binds.join(", ")}]))],
+  services = [(name = "main", worker = (modules = [${modules.join(", ")}], compatibilityDate = "${COMPATIBILITY_DATE}", bindings = [${binds.join(", ")}]))],
   sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
 );
 `,
