@@ -258,9 +258,8 @@ fn js_err(_: JsValue) -> VccError {
 async fn token_attempt(settings: &Settings, scopes: &ScopeSet, requested_at: u64) -> Result<TokenAnswer, VccError> {
     let tr = token_request(settings, scopes);
     let deadline = deadline(settings.timeout_ms);
-    let sent = post_form(&tr.url, &tr.body, tr.basic_pair.as_deref().map(|p| p.as_str()), &deadline).map_err(js_err);
+    let sent = post_form(&tr.url, &tr.body, tr.basic_pair.as_deref().map(|p| p.as_str()), &deadline).map_err(js_err)?;
     drop(tr);
-    let sent = sent?;
 
     let transport = |t: Transport| match t {
         Transport::Timeout => VccError::new(ErrorCode::Timeout, "the token endpoint did not answer within timeoutMs"),
