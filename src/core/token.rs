@@ -303,6 +303,19 @@ pub fn interpret_token_response(
         Some("invalid_request") => {
             (ErrorCode::InvalidRequest, described("the token endpoint says the request is malformed (invalid_request)"))
         }
+        Some("unauthorized_client") => (
+            ErrorCode::Unauthorized,
+            described(
+                "the token endpoint says this client may not use the client-credentials grant (unauthorized_client)",
+            ),
+        ),
+        Some("access_denied") => {
+            (ErrorCode::Forbidden, described("the token endpoint denied this client access (access_denied)"))
+        }
+        None if status == 403 => (
+            ErrorCode::Forbidden,
+            Cow::Borrowed("the token endpoint refused this client (HTTP 403; a firewall or an IP allow-list?)"),
+        ),
         None if status == 401 => {
             (ErrorCode::InvalidClient, Cow::Borrowed("the token endpoint rejected the client credentials (HTTP 401)"))
         }
@@ -468,6 +481,22 @@ mod tests {
         ] {
             assert_eq!(err(200, json).0, ErrorCode::BadResponse, "{json}");
         }
+    }
+
+    #[test]
+    fn a_client_not_allowed_is_unauthorized_and_a_refusal_without_a_code_is_forbidden() {
+        let code = |status, json: &str| match interpret_token_response(status, body(json), |_| None, None, 0, "s3cr3t!")
+        {
+            TokenAnswer::Failed { error, retryable: false } => (error.code, error.status, error.message),
+            other => panic!("{other:?}"),
+        };
+        let (c, status, m) = code(400, r#"{"error":"unauthorized_client","error_description":"s3cr3t! no"}"#);
+        assert_eq!((c, status), (ErrorCode::Unauthorized, Some(400)));
+        assert!(!m.contains("s3cr3t!"), "{m}");
+        assert_eq!(code(403, r#"{"error":"access_denied"}"#).0, ErrorCode::Forbidden);
+        assert_eq!(code(403, "<html>blocked</html>").0, ErrorCode::Forbidden);
+        assert_eq!(code(401, "").0, ErrorCode::InvalidClient, "a bare 401 stays invalid_client");
+        assert_eq!(code(418, "").0, ErrorCode::TokenEndpoint);
     }
 
     #[test]
