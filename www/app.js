@@ -118,6 +118,8 @@ export function explain(status, body, api, retryAfter) {
         );
       case "upstream_unreachable":
         return words("The gateway could not reach VCC.", "Try again in a moment; check VCC_REGION or VCC_API_BASE_URL if it persists.");
+      case "upstream_incomplete":
+        return words("VCC's answer broke off before its end.", "Try again in a moment; the network between the gateway and VCC cut it.");
       case "upstream_redirect":
         return words(
           "VCC answered with a redirect, which the gateway does not follow.",

@@ -165,6 +165,20 @@ mod tests {
         assert_eq!(ErrorCode::parse("nope"), None);
     }
 
+    /// The TypeScript union users narrow on (`VccErrorCode`, written in
+    /// src/glue/types.rs) must list exactly these codes.
+    #[test]
+    fn the_typescript_union_is_every_code() {
+        let ts = include_str!("../glue/types.rs");
+        let start = ts.find("export type VccErrorCode =").expect("types.rs declares VccErrorCode");
+        let union = &ts[start..][..ts[start..].find(';').expect("the union ends with ;")];
+        let mut listed: Vec<&str> = union.split('"').skip(1).step_by(2).collect();
+        listed.sort_unstable();
+        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        codes.sort_unstable();
+        assert_eq!(listed, codes, "VccErrorCode in src/glue/types.rs and ErrorCode::ALL disagree");
+    }
+
     #[test]
     fn codes_are_stable_strings() {
         assert_eq!(ErrorCode::InvalidConfig.as_str(), "invalid_config");

@@ -178,6 +178,17 @@ mod tests {
         }
     }
 
+    /// The demo page explains each refusal in words (`explain` in www/app.js): every
+    /// code must have its case there.
+    #[test]
+    fn the_page_explains_every_refusal() {
+        let page = include_str!("../../../www/app.js");
+        for r in Refusal::ALL {
+            let case = format!("case \"{}\":", r.code());
+            assert!(page.contains(&case), "www/app.js explain() has no {case}");
+        }
+    }
+
     /// The README's refusal table is the callers' reference: every code must be in it,
     /// with its status.
     #[test]
