@@ -15,20 +15,36 @@ use super::retry::RetryPolicy;
 use super::secret::AccessToken;
 use super::token::{Freshness, Margins, Token};
 
-/// Identifies one in-flight token request.
+/// Identifies one in-flight token request, for those who wait on it.
 pub type FlightId = u64;
 
+/// The duty to run one token request: given to the one caller that must start it, and
+/// spent by [`TokenCache::finish`] with its result. Not `Clone`: one flight, one end.
+/// A ticket dropped unspent leaves its flight in progress until its waiters give up on
+/// it ([`TokenCache::abandon`]), so it must not be dropped.
+#[must_use = "a flight must be finished (TokenCache::finish), or its waiters wait until they give up"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ticket(FlightId);
+
+impl Ticket {
+    /// The flight's id, to wait on it.
+    pub fn id(&self) -> FlightId {
+        self.0
+    }
+}
+
 /// What the caller of [`TokenCache::get`] should do.
+#[must_use]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
     /// The cached token is good: read it with [`TokenCache::current`].
     Use,
-    /// The cached token is good, and a background refresh must be started with this id.
-    UseAndRefresh(FlightId),
+    /// The cached token is good, and a background refresh must be run with this ticket.
+    UseAndRefresh(Ticket),
     /// A request is already in flight: register a waiter for it.
     Wait(FlightId),
-    /// No usable token: start a request with this id and wait for it.
-    Fetch(FlightId),
+    /// No usable token: run a request with this ticket and wait for it.
+    Fetch(Ticket),
     /// VCC rejected a token it had just issued: no token request until this time (ms
     /// since the epoch). The caller is refused with `token_rejected`.
     Cooldown(u64),
@@ -120,6 +136,18 @@ impl<W> Default for Entry<W> {
     }
 }
 
+/// `token_rejected` for a [`Plan::Cooldown`] until `until`: `retry_after_ms` says when
+/// the cooldown ends. One error for every runtime (the client's rejection, the
+/// gateway's 503 and its `Retry-After`).
+pub fn cooldown_error(until: u64, now: u64) -> VccError {
+    let mut e = VccError::new(
+        super::error::ErrorCode::TokenRejected,
+        "VCC rejected the tokens it just issued; no new token is requested until the cooldown ends",
+    );
+    e.retry_after_ms = Some(until.saturating_sub(now));
+    e
+}
+
 /// The cache. `K` is the key type, `W` the waiter type.
 pub struct TokenCache<K, W> {
     /// A sorted vector: a cache holds a few scope sets, and std's `HashMap` (hashbrown,
@@ -155,7 +183,7 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
             *next += 1;
             e.flight = Some(Flight { id, waiters: Vec::new() });
             e.info.in_flight = true;
-            id
+            Ticket(id)
         };
         match e.token.as_ref().map(|t| margins.freshness(t, now)) {
             Some(Freshness::Fresh) => Plan::Use,
@@ -202,8 +230,9 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
         }
     }
 
-    /// Records the result of flight `id` and returns who to wake.
-    pub fn finish(&mut self, key: &K, id: FlightId, result: Result<Token, VccError>, now: u64) -> Finished<W> {
+    /// Records the result of the flight `ticket` stands for and returns who to wake.
+    pub fn finish(&mut self, key: &K, ticket: Ticket, result: Result<Token, VccError>, now: u64) -> Finished<W> {
+        let id = ticket.0;
         let Some(e) = self.entries.get_mut(key) else {
             return Finished { waiters: Vec::new(), outcome: result.map(|t| t.value), event: Event::Fetched };
         };
@@ -421,11 +450,12 @@ mod tests {
     fn concurrent_cold_callers_share_one_flight() {
         let mut c = Cache::new(Margins::default());
         let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
-        c.wait(&"k", id, 0).unwrap();
+        c.wait(&"k", id.id(), 0).unwrap();
         for i in 1..1000 {
-            assert_eq!(c.get(&"k", 1), Plan::Wait(id));
-            c.wait(&"k", id, i).unwrap();
+            assert_eq!(c.get(&"k", 1), Plan::Wait(id.id()));
+            c.wait(&"k", id.id(), i).unwrap();
         }
+        let flight = id.id();
         let f = c.finish(&"k", id, Ok(tok("A", 0, 3_600_000)), 5);
         assert_eq!(f.waiters.len(), 1000);
         assert_eq!(f.outcome.unwrap().expose(), "A");
@@ -433,7 +463,7 @@ mod tests {
         assert_eq!(c.get(&"k", 6), Plan::Use);
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "A");
         // the flight is over: late waiters are handed back
-        assert_eq!(c.wait(&"k", id, 7), Err(7));
+        assert_eq!(c.wait(&"k", flight, 7), Err(7));
         assert_eq!(c.info(&"k").unwrap().fetches, 1);
     }
 
@@ -448,7 +478,7 @@ mod tests {
         assert_eq!(c.get(&"k", 2_600), Plan::Use, "only one background refresh");
         assert_eq!(c.next_wakeup(&"k"), None, "no timer while a flight runs");
         // inside the hard margin callers wait for the flight already running
-        assert_eq!(c.get(&"k", 4_600), Plan::Wait(r));
+        assert_eq!(c.get(&"k", 4_600), Plan::Wait(r.id()));
         let f = c.finish(&"k", r, Ok(tok("B", 2_500, 5_000)), 2_700);
         assert_eq!(f.event, Event::Refreshed);
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
@@ -482,7 +512,7 @@ mod tests {
         c.finish(&"k", id, Ok(tok("A", 0, 10_000)), 0);
         // hard margin at 9 s: callers wait for the fetch...
         let Plan::Fetch(id) = c.get(&"k", 9_100) else { panic!() };
-        c.wait(&"k", id, 1).unwrap();
+        c.wait(&"k", id.id(), 1).unwrap();
         let f = c.finish(&"k", id, Err(net_err()), 9_200);
         // ...which failed, so they get the still-valid cached token
         assert_eq!(f.outcome.unwrap().expose(), "A");
@@ -523,7 +553,7 @@ mod tests {
         let Plan::Fetch(b) = c.get(&"b", 0) else { panic!() };
         assert_ne!(a, b);
         c.finish(&"a", a, Ok(tok("A", 0, 60_000)), 0);
-        assert_eq!(c.get(&"b", 1), Plan::Wait(b));
+        assert_eq!(c.get(&"b", 1), Plan::Wait(b.id()));
         let s1 = c.current(&"a").unwrap().1;
         c.invalidate(None);
         let Plan::Fetch(a2) = c.get(&"a", 2) else { panic!() };
@@ -536,14 +566,14 @@ mod tests {
     fn an_abandoned_flight_is_replaced_and_its_late_result_still_counts() {
         let mut c = Cache::new(Margins::default());
         let Plan::Fetch(a) = c.get(&"k", 0) else { panic!() };
-        c.wait(&"k", a, 1).unwrap();
-        c.wait(&"k", a, 2).unwrap();
-        assert_eq!(c.abandon(&"k", a), vec![1, 2]);
-        assert_eq!(c.abandon(&"k", a), Vec::<u32>::new(), "only once");
+        c.wait(&"k", a.id(), 1).unwrap();
+        c.wait(&"k", a.id(), 2).unwrap();
+        assert_eq!(c.abandon(&"k", a.id()), vec![1, 2]);
+        assert_eq!(c.abandon(&"k", a.id()), Vec::<u32>::new(), "only once");
         let Plan::Fetch(b) = c.get(&"k", 1) else { panic!("a fresh flight") };
         assert_ne!(a, b);
-        assert_eq!(c.abandon(&"k", a), Vec::<u32>::new(), "a stale id leaves the new flight alone");
-        assert_eq!(c.get(&"k", 2), Plan::Wait(b));
+        assert_eq!(c.abandon(&"k", a.id()), Vec::<u32>::new(), "a stale id leaves the new flight alone");
+        assert_eq!(c.get(&"k", 2), Plan::Wait(b.id()));
         // the abandoned flight finishing late still stores a good token, wakes nobody
         assert!(c.finish(&"k", a, Ok(tok("A", 0, 60_000)), 3).waiters.is_empty());
         assert_eq!(c.get(&"k", 4), Plan::Use);
@@ -553,8 +583,8 @@ mod tests {
     fn finishing_an_unknown_flight_wakes_nobody() {
         let mut c = Cache::new(Margins::default());
         let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
-        c.wait(&"k", id, 1).unwrap();
-        let f = c.finish(&"k", id + 100, Ok(tok("X", 0, 60_000)), 0);
+        c.wait(&"k", id.id(), 1).unwrap();
+        let f = c.finish(&"k", Ticket(id.id() + 100), Ok(tok("X", 0, 60_000)), 0);
         assert!(f.waiters.is_empty());
         assert_eq!(c.get(&"k", 1), Plan::Use);
         // the real flight still holds its waiter

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
-use super::cache::{Event, Plan, TokenCache};
+use super::cache::{Event, Plan, Ticket, TokenCache};
 use super::error::{ErrorCode, VccError};
 use super::secret::AccessToken;
 use super::token::{Margins, Token};
@@ -73,8 +73,8 @@ const ERRORS: [ErrorCode; 6] = [
 /// What the model knows of one key.
 #[derive(Default)]
 struct KeyModel {
-    /// The flight running, its id and who waits on it.
-    flight: Option<(u64, BTreeSet<u32>)>,
+    /// The flight running, its ticket and who waits on it.
+    flight: Option<(Ticket, BTreeSet<u32>)>,
     /// Every token the key has held, oldest first: (value, expires_at, generation).
     history: Vec<(String, u64, u64)>,
     /// A refresh of the current token has failed: only then may it be served inside
@@ -123,7 +123,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         let Some((fid, waiters)) = m.flight.as_mut() else {
                             return Err(TestCaseError::fail("Wait with no flight"));
                         };
-                        prop_assert_eq!(*fid, id, "Wait on a flight that is not the running one");
+                        prop_assert_eq!(fid.id(), id, "Wait on a flight that is not the running one");
                         let w = next_waiter;
                         next_waiter += 1;
                         prop_assert!(cache.wait(key, id, w).is_ok());
@@ -138,7 +138,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         );
                         let w = next_waiter;
                         next_waiter += 1;
-                        prop_assert!(cache.wait(key, id, w).is_ok());
+                        prop_assert!(cache.wait(key, id.id(), w).is_ok());
                         m.flight = Some((id, BTreeSet::from([w])));
                         registered.insert(w);
                     }
@@ -232,8 +232,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Abandon(k) => {
                 let key = &KEYS[k];
-                if let Some((id, waiters)) = model[k].flight.take() {
-                    let back = cache.abandon(key, id);
+                if let Some((ticket, waiters)) = model[k].flight.take() {
+                    // A waiter gives up: the ticket's holder never finishes it.
+                    let back = cache.abandon(key, ticket.id());
                     let got: BTreeSet<u32> = back.iter().copied().collect();
                     prop_assert_eq!(&got, &waiters);
                     wake(&mut woken, back)?;

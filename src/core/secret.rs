@@ -29,6 +29,26 @@ impl ClientSecret {
     }
 }
 
+/// serde for an [`AccessToken`] field of a message that carries it on purpose (the
+/// broker's answer to an isolate, its storage record): `#[serde(with =
+/// "crate::core::secret::exposed")]`. `AccessToken` itself is not `Serialize`, so no
+/// token reaches a serializer (a log, `/healthz`) by accident.
+pub mod exposed {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::AccessToken;
+
+    /// Writes the token text.
+    pub fn serialize<S: Serializer>(token: &AccessToken, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(token.expose())
+    }
+
+    /// Reads the token text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AccessToken, D::Error> {
+        String::deserialize(d).map(AccessToken::new)
+    }
+}
+
 impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClientSecret([redacted])")

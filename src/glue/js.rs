@@ -1,11 +1,67 @@
 //! The few host functions the glue needs, bound on `globalThis` so the same wasm runs in
 //! browsers, Node and workerd (`web_sys::window()` is `None` outside browsers).
 
-use js_sys::{Function, Object, Reflect};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+#[cfg(feature = "client")]
 use crate::core::error::VccError;
+
+/// `value[name]`, or `undefined` (also when `value` is not an object, or the read
+/// throws): the one way the glue reads a property of a JS value it did not type.
+pub fn prop(value: &JsValue, name: &str) -> JsValue {
+    if !value.is_object() && !value.is_function() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// Anything with `waitUntil(promise)`: workerd's `ExecutionContext`, a Durable
+    /// Object's state.
+    #[derive(Clone)]
+    pub type WaitUntil;
+    #[wasm_bindgen(method, catch, js_name = waitUntil)]
+    fn wait_until(this: &WaitUntil, promise: &Promise) -> Result<(), JsValue>;
+}
+
+/// What keeps work a request starts running after the request ends: workerd's
+/// `ctx.waitUntil` (a Durable Object's `state.waitUntil`). Nothing is needed in Node and
+/// browsers, where a started promise runs to its end anyway.
+#[derive(Clone)]
+pub struct KeepAlive(Option<WaitUntil>);
+
+impl KeepAlive {
+    /// Nothing to keep alive with (Node, browsers).
+    #[cfg(feature = "client")]
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// `ctx` (an `ExecutionContext` or a Durable Object's state), if it is an object.
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    pub fn from_js(ctx: JsValue) -> Self {
+        Self(ctx.is_object().then(|| ctx.unchecked_into()))
+    }
+
+    /// The `waitUntil` holder itself (`undefined` when there is none), for a JS helper
+    /// that keeps its own work alive.
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    pub fn as_js(&self) -> JsValue {
+        self.0.as_ref().map_or(JsValue::UNDEFINED, |w| w.clone().into())
+    }
+
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    /// Keeps `promise` running after the request ends (a runtime that refuses is
+    /// ignored: the work then ends with the request, as it would without us).
+    pub fn keep(&self, promise: &Promise) {
+        if let Some(ctx) = &self.0 {
+            let _ = ctx.wait_until(promise);
+        }
+    }
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -78,10 +134,8 @@ impl Timer {
         let ms = ms.min(i32::MAX as u64) as f64;
         let id = set_timeout(closure.as_ref().unchecked_ref(), ms);
         if !keep_alive && id.is_object() {
-            if let Ok(unref) = Reflect::get(&id, &JsValue::from_str("unref")) {
-                if let Some(unref) = unref.dyn_ref::<Function>() {
-                    let _ = unref.call0(&id);
-                }
+            if let Some(unref) = prop(&id, "unref").dyn_ref::<Function>() {
+                let _ = unref.call0(&id);
             }
         }
         Self { id, _closure: closure }
@@ -104,6 +158,7 @@ pub async fn sleep(ms: u64) {
 
 /// Turns a [`VccError`] into a JS `Error` named `VccError` with `code` (and `status`,
 /// `retryAfterMs` when known).
+#[cfg(feature = "client")]
 pub fn to_js_error(e: &VccError) -> JsValue {
     let err = js_sys::Error::new(&e.message);
     err.set_name("VccError");
@@ -136,6 +191,7 @@ impl Obj {
     }
 
     /// Sets a number property if present.
+    #[cfg(feature = "client")]
     pub fn set_opt(&self, key: &str, value: Option<u64>) -> &Self {
         if let Some(v) = value {
             self.set(key, v as f64);
@@ -148,11 +204,7 @@ impl Obj {
 /// cannot do I/O outside a request, so proactive refresh is off by default.
 #[cfg(feature = "client")]
 pub fn is_workerd() -> bool {
-    let global = js_sys::global();
-    Reflect::get(&global, &"navigator".into())
-        .ok()
-        .filter(JsValue::is_object)
-        .and_then(|n| Reflect::get(&n, &"userAgent".into()).ok())
-        .and_then(|ua| ua.as_string())
+    prop(&prop(&js_sys::global().into(), "navigator"), "userAgent")
+        .as_string()
         .is_some_and(|ua| ua == "Cloudflare-Workers")
 }

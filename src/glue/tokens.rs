@@ -3,16 +3,32 @@
 //!
 //! Modelled on Go's `oauth2.TokenSource`: callers ask a source for a token and tell it
 //! what VCC said of it; how the source gets tokens (a cache in this process, a cache
-//! shared by a fleet) is its own business. The client's cache and the gateway's
-//! per-isolate cache are the two sources today.
+//! shared by a fleet) is its own business. Three sources today: the client's cache
+//! (`client/tokens.rs`), the gateway's per-isolate cache (`gateway/isolate.rs`) and the
+//! fleet's broker (`gateway/broker.rs`, with a fallback source of its own). The caches
+//! behind them are all run by one driver (`driver.rs`).
 
-use wasm_bindgen::JsValue;
 use web_sys::Response;
 
 use super::http::{discard, is_invalid_token};
+use super::js::KeepAlive;
 use crate::core::cache::Info;
 use crate::core::error::VccError;
 use crate::core::secret::AccessToken;
+
+/// Where a request's token came from (the gateway's log line says it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+pub enum Via {
+    /// This process's (or isolate's) own cache.
+    Local,
+    /// The broker's answer, kept by this isolate until its refresh time.
+    L1,
+    /// The broker, asked by this request.
+    Broker,
+    /// This isolate's own cache, while the broker fails.
+    Fallback,
+}
 
 /// A token as one request got it.
 pub struct Lease {
@@ -20,10 +36,8 @@ pub struct Lease {
     pub token: AccessToken,
     /// Whether it came from a cache without waiting for a token request.
     pub cached: bool,
-    /// Where it came from, for logs: `"isolate"` (this process's cache), `"l1"` (the
-    /// broker's answer kept by this isolate), `"broker"`, or `"fallback"` (this isolate's
-    /// own fetch while the broker fails).
-    pub via: &'static str,
+    /// Where it came from.
+    pub via: Via,
 }
 
 /// Where requests get their tokens.
@@ -31,17 +45,16 @@ pub trait TokenSource {
     /// What a token is for: a scope set (with, for the client, the credentials).
     type Key;
 
-    /// A token for `key`, cached or fresh. `keep_alive` is what keeps work this request
-    /// starts alive once the request is over (workerd's `ExecutionContext`;
-    /// `undefined` where no such thing is needed).
-    async fn token(&self, key: &Self::Key, keep_alive: &JsValue) -> Result<Lease, VccError>;
+    /// A token for `key`, cached or fresh. `keep_alive` keeps work this request starts
+    /// running once the request is over (workerd's `waitUntil`; nothing elsewhere).
+    async fn token(&self, key: &Self::Key, keep_alive: &KeepAlive) -> Result<Lease, VccError>;
 
     /// VCC answered 401 `invalid_token` to `token`: drop it, but only if it is still the
     /// current one for `key` (a token another caller has already replaced stays).
     fn reject(&self, key: &Self::Key, token: &AccessToken);
 
     /// VCC accepted `token` (any answer but a 401). `keep_alive` as for `token`.
-    fn confirm(&self, key: &Self::Key, token: &AccessToken, keep_alive: &JsValue);
+    fn confirm(&self, key: &Self::Key, token: &AccessToken, keep_alive: &KeepAlive);
 
     /// Times and counters of every key the source has served: never a token.
     fn health(&self) -> Vec<(Self::Key, Info)>;
@@ -75,9 +88,9 @@ pub enum ExchangeError<E> {
 pub async fn exchange<S: TokenSource, E>(
     source: &S,
     key: &S::Key,
-    keep_alive: &JsValue,
+    keep_alive: &KeepAlive,
     send: impl AsyncFn(&AccessToken) -> Result<Response, E>,
-) -> Result<(Response, CacheUse, &'static str), ExchangeError<E>> {
+) -> Result<(Response, CacheUse, Via), ExchangeError<E>> {
     let mut lease = source.token(key, keep_alive).await.map_err(ExchangeError::Token)?;
     let first_cached = lease.cached;
     let mut attempt = 0;

@@ -14,8 +14,9 @@ export default {
 };
 
 /** One scope set's token for the whole fleet (binding TOKEN_BROKER): a thin shell over
- *  the wasm `Broker`, which keeps the token in this object's storage. RPC methods:
- *  token(scope, rejectedGeneration?) and confirm(scope, generation). */
+ *  the wasm `Broker`, which keeps the token in this object's storage. RPC methods, each
+ *  taking one message whose type is Rust's (src/core/gateway/broker.rs), read and
+ *  written there: token(BrokerAsk) -> BrokerAnswer, and confirm(BrokerConfirm). */
 export class TokenBroker extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
@@ -23,12 +24,12 @@ export class TokenBroker extends DurableObject {
     ctx.blockConcurrencyWhile(() => this.broker.restore());
   }
 
-  token(scope, rejectedGeneration) {
-    return this.broker.token(String(scope), typeof rejectedGeneration === "number" ? rejectedGeneration : undefined);
+  token(ask) {
+    return this.broker.token(ask);
   }
 
-  confirm(scope, generation) {
-    this.broker.confirm(String(scope), Number(generation));
+  confirm(confirm) {
+    this.broker.confirm(confirm);
   }
 
   alarm() {

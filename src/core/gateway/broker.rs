@@ -8,10 +8,122 @@
 //! isolates use, with the token's generation (its serial) so that a 401 seen by any
 //! number of isolates drops it once.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::config::Region;
 use crate::core::scope::ScopeSet;
+use crate::core::secret::AccessToken;
+
+/// An isolate's call to the broker object of its scope set: `token(ask)`. One Rust
+/// type for both sides of the RPC (serde-wasm-bindgen in each), so neither side reads
+/// the other's members by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerAsk {
+    /// The scope set (an object serves one).
+    pub scope: String,
+    /// A generation this isolate saw VCC reject: dropped if it is still the current one.
+    #[serde(default)]
+    pub rejected: Option<u64>,
+}
+
+/// `confirm(c)`: a token of generation `generation`, which replaced a rejected one,
+/// worked for this isolate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerConfirm {
+    /// The scope set.
+    pub scope: String,
+    /// The generation that worked.
+    pub generation: u64,
+}
+
+/// The broker's answer to a [`BrokerAsk`]: a token, or why there is none (an answer,
+/// not a broker failure: VCC refused, or the broker is misconfigured).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BrokerAnswer {
+    /// A token.
+    Token(BrokerToken),
+    /// No token.
+    Refused(BrokerRefusal),
+}
+
+/// A token from the broker, with what an isolate needs to keep it (L1) and to report on it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerToken {
+    /// The token.
+    #[serde(with = "crate::core::secret::exposed")]
+    pub token: AccessToken,
+    /// Its generation; 0 when it was replaced while the call ran (usable now, not worth
+    /// keeping).
+    pub generation: u64,
+    /// Whether the broker had it cached.
+    pub cached: bool,
+    /// When the broker will refresh it.
+    pub refresh_at: u64,
+    /// Its hard expiry margin: no isolate keeps it past this.
+    pub use_until: u64,
+    /// When it was requested.
+    #[serde(default)]
+    pub obtained_at: Option<u64>,
+    /// When it expires.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    /// It replaced a rejected token and has not been seen to work: an isolate that sees
+    /// it work says so ([`BrokerConfirm`]).
+    #[serde(default)]
+    pub probation: bool,
+    /// The broker's counters for the scope set (the fleet's).
+    #[serde(default)]
+    pub fetches: u32,
+    /// As `fetches`.
+    #[serde(default)]
+    pub refreshes: u32,
+    /// As `fetches`.
+    #[serde(default)]
+    pub failures: u32,
+    /// Until when the broker cools down (VCC rejected fresh tokens), for `/healthz`.
+    #[serde(default)]
+    pub cooldown_until: Option<u64>,
+}
+
+/// Why the broker has no token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerRefusal {
+    /// The error's code (an `ErrorCode`'s string).
+    pub error: String,
+    /// When to ask again (a cooldown), in ms.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    /// For a broker whose settings are invalid: the setting at fault (never its value).
+    #[serde(default)]
+    pub setting: Option<String>,
+}
+
+/// What a broker object keeps in its storage: its token, so a restarted object serves
+/// it instead of fetching one. Storage holds a secret: nothing of it is logged.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerRecord {
+    /// The scope set.
+    pub scope: String,
+    /// The token.
+    #[serde(with = "crate::core::secret::exposed")]
+    pub token: AccessToken,
+    /// When it was requested.
+    pub obtained_at: u64,
+    /// When it expires.
+    pub expires_at: u64,
+    /// Its generation.
+    pub generation: u64,
+    /// When the scope set was last asked for (the alarm's idle rule).
+    #[serde(default)]
+    pub last_used: u64,
+}
 
 /// How long an isolate waits for the broker before it fetches the token itself.
 pub const BROKER_TIMEOUT_MS: u64 = 3_000;
@@ -93,6 +205,29 @@ mod tests {
         // the separator keeps the parts apart
         assert_ne!(object_name("ab", "c", &s("stats")), object_name("a", "bc", &s("stats")));
         assert!(!a.contains("client"));
+    }
+
+    #[test]
+    fn messages_cross_as_camel_case_json_and_a_token_needs_its_members() {
+        let ask: BrokerAsk = serde_json::from_str(r#"{"scope":"stats","rejected":4}"#).unwrap();
+        assert_eq!(ask, BrokerAsk { scope: "stats".into(), rejected: Some(4) });
+        let ask: BrokerAsk = serde_json::from_str(r#"{"scope":"stats"}"#).unwrap();
+        assert_eq!(ask.rejected, None);
+        let answer: BrokerAnswer =
+            serde_json::from_str(r#"{"token":"t","generation":3,"cached":true,"refreshAt":10,"useUntil":20}"#).unwrap();
+        let BrokerAnswer::Token(t) = answer else { panic!("a token") };
+        assert_eq!((t.token.expose(), t.generation, t.refresh_at, t.use_until), ("t", 3, 10, 20));
+        assert!(!format!("{t:?}").contains("\"t\""), "Debug shows no token");
+        let answer: BrokerAnswer = serde_json::from_str(r#"{"error":"token_rejected","retryAfterMs":900}"#).unwrap();
+        assert!(matches!(answer, BrokerAnswer::Refused(BrokerRefusal { retry_after_ms: Some(900), .. })));
+        let back = serde_json::to_value(BrokerAnswer::Refused(BrokerRefusal {
+            error: "invalid_config".into(),
+            retry_after_ms: None,
+            setting: Some("VCC_CLIENT_ID".into()),
+        }))
+        .unwrap();
+        assert_eq!(back["setting"], "VCC_CLIENT_ID");
+        assert!(serde_json::from_str::<BrokerAnswer>(r#"{"generation":3}"#).is_err(), "neither shape");
     }
 
     #[test]

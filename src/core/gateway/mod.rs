@@ -22,12 +22,14 @@ mod settings;
 pub use headers::{
     header_list, hop_by_hop, needs_versioned_accept, read_whole, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
 };
-pub use json::{error_json, health_json, health_json_about, log_json, misconfigured_json, HealthAbout, LogLine};
+pub use json::{
+    error_json, health, log_json, misconfigured_json, Health, HealthAbout, KeyHealth, LogLine, ScopeHealth,
+};
 pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
 pub use origin::{cors_headers, preflight_headers, OriginCheck};
 pub use refusal::Refusal;
 pub use settings::{
-    parse_utc, valid_key_id, valid_key_scopes, Field, GatewayConfig, GatewayEnv, JsonRows, Misconfigured,
+    parse_utc, setting_of, valid_key_id, valid_key_scopes, GatewayConfig, GatewayEnv, JsonRows, Misconfigured, RowValue,
 };
 
 use std::borrow::Cow;
@@ -97,52 +99,51 @@ pub enum Decision {
     Forward(Forward, OriginCheck),
 }
 
+/// What to do with a request, and which key asked (its index; see
+/// [`GatewayConfig::key_id`]) once the key is known, for the log and the rate limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What to do.
+    pub decision: Decision,
+    /// The key that asked, if the request got as far as the key check and named one
+    /// (also for a refusal after it: an expired key, a scope it lacks).
+    pub key: Option<usize>,
+}
+
 impl GatewayConfig {
-    /// [`Self::judge`] without the key.
-    pub fn decide(&self, req: &Inbound<'_>) -> Decision {
-        self.judge(req).0
-    }
-
-    /// Decides what to do with a request, and which key (its index; see
-    /// [`Self::key_id`]) asked, once the key is known. Order: CORS origin, preflight,
-    /// health and static paths, then for `/api/*`: key (401) before route (404/405) so
-    /// callers without a key learn nothing of the table, then scope (403), then size
-    /// (413). Rate limits come after, in the glue: only a request that would go
-    /// upstream counts.
-    pub fn judge(&self, req: &Inbound<'_>) -> (Decision, Option<usize>) {
-        let mut key = None;
-        let decision = self.judge_into(req, &mut key);
-        (decision, key)
-    }
-
-    fn judge_into(&self, req: &Inbound<'_>, key: &mut Option<usize>) -> Decision {
+    /// Decides what to do with a request. Order: CORS origin, preflight, health and
+    /// static paths, then for `/api/*`: key (401) before route (404/405) so callers
+    /// without a key learn nothing of the table, then scope (403), then size (413).
+    /// Rate limits come after, in the glue: only a request that would go upstream counts.
+    pub fn decide(&self, req: &Inbound<'_>) -> Verdict {
+        let anonymous = |decision| Verdict { decision, key: None };
         let origin = self.check_origin(req.origin, req.self_origin);
         let is_api = req.path == "/api" || req.path.starts_with("/api/");
         if req.method.eq_ignore_ascii_case("OPTIONS") && req.preflight_method.is_some() && is_api {
-            return match origin {
+            return anonymous(match origin {
                 OriginCheck::Allowed(o) => Decision::Preflight(o),
                 OriginCheck::Same => Decision::Preflight(req.self_origin.to_owned()),
                 _ => Decision::Refuse(Refusal::OriginDenied, OriginCheck::Denied),
-            };
+            });
         }
         if req.path == "/healthz" && (req.method == "GET" || req.method == "HEAD") {
-            return Decision::Health;
+            return anonymous(Decision::Health);
         }
         if !is_api {
-            return Decision::Static;
+            return anonymous(Decision::Static);
         }
         if origin == OriginCheck::Denied {
-            return Decision::Refuse(Refusal::OriginDenied, origin);
+            return anonymous(Decision::Refuse(Refusal::OriginDenied, origin));
         }
+        match self.authenticate(req.authorization, req.now_ms) {
+            Ok(grant) => Verdict { decision: self.route(req, grant, origin), key: Some(grant) },
+            Err((r, key)) => Verdict { decision: Decision::Refuse(r, origin), key },
+        }
+    }
+
+    /// After the key: the route, the scope, the size and the query.
+    fn route(&self, req: &Inbound<'_>, grant: usize, origin: OriginCheck) -> Decision {
         let refuse = |r: Refusal| Decision::Refuse(r, origin.clone());
-        let grant = match self.authenticate(req.authorization, req.now_ms) {
-            Ok(g) => g,
-            Err((r, index)) => {
-                *key = index;
-                return refuse(r);
-            }
-        };
-        *key = Some(grant);
         let rest = req.path.strip_prefix("/api").unwrap_or("");
         if rest.is_empty() || rest == "/" {
             return refuse(Refusal::RouteNotFound);
@@ -216,15 +217,15 @@ pub(crate) mod fixtures {
     /// 2026-11-25T00:00:00Z.
     pub const NOW: u64 = 1_795_564_800_000;
 
-    pub fn row(members: &[(&str, Field)]) -> Option<Vec<(String, Field)>> {
+    pub fn row(members: &[(&str, RowValue)]) -> Option<Vec<(String, RowValue)>> {
         Some(
             members
                 .iter()
                 .map(|(k, v)| {
                     let v = match v {
-                        Field::Text(t) => Field::Text(t.clone()),
-                        Field::List(l) => Field::List(l.clone()),
-                        Field::Other => Field::Other,
+                        RowValue::Text(t) => RowValue::Text(t.clone()),
+                        RowValue::List(l) => RowValue::List(l.clone()),
+                        RowValue::Other => RowValue::Other,
                     };
                     (k.to_string(), v)
                 })
@@ -232,15 +233,15 @@ pub(crate) mod fixtures {
         )
     }
 
-    pub fn text(s: &str) -> Field {
-        Field::Text(s.into())
+    pub fn text(s: &str) -> RowValue {
+        RowValue::Text(s.into())
     }
 
-    pub fn list(s: &[&str]) -> Field {
-        Field::List(s.iter().map(|x| x.to_string()).collect())
+    pub fn list(s: &[&str]) -> RowValue {
+        RowValue::List(s.iter().map(|x| x.to_string()).collect())
     }
 
-    pub fn key_rows() -> Vec<Option<Vec<(String, Field)>>> {
+    pub fn key_rows() -> Vec<Option<Vec<(String, RowValue)>>> {
         vec![
             row(&[("id", text("all")), ("sha256", text(&digest_hex(&KEY_ALL))), ("scopes", list(&["*"]))]),
             row(&[
@@ -260,9 +261,12 @@ pub(crate) mod fixtures {
 
     pub fn env() -> GatewayEnv {
         GatewayEnv {
-            region: Some("emea".into()),
-            client_id: Some("id".into()),
-            client_secret: Some(ClientSecret::new("gateway-secret-value".into())),
+            vcc: crate::core::config::RawConfig {
+                region: Some("emea".into()),
+                client_id: Some("id".into()),
+                client_secret: Some(ClientSecret::new("gateway-secret-value".into())),
+                ..Default::default()
+            },
             allowed_origins: Some("https://admin.example.com, http://localhost:5173, http://intranet.example".into()),
             gateway_keys: Some(JsonRows::Rows(key_rows())),
             ..GatewayEnv::default()
@@ -298,7 +302,7 @@ mod tests {
         let c = cfg();
         let d = |k: Option<&str>, m: &'static str, p: &'static str| {
             let auth = k.map(bearer);
-            c.decide(&Inbound { authorization: auth.as_deref(), ..req(m, p, None) })
+            c.decide(&Inbound { authorization: auth.as_deref(), ..req(m, p, None) }).decision
         };
         assert!(matches!(d(None, "GET", "/api/stats/agent-status"), Decision::Refuse(Refusal::NoKey, _)));
         assert!(matches!(
@@ -355,20 +359,24 @@ mod tests {
             "/api/stats/%252e%252e/x",
             "/api/stats/%c0%ae%c0%ae/x",
         ] {
-            let d = c.decide(&Inbound { authorization: Some(&auth), ..req("GET", path, None) });
+            let d = c.decide(&Inbound { authorization: Some(&auth), ..req("GET", path, None) }).decision;
             assert!(!matches!(d, Decision::Forward(..)), "{path:?} was forwarded: {d:?}");
         }
-        let d = c.decide(&Inbound {
-            authorization: Some(&auth),
-            query: Some("a=1#frag"),
-            ..req("GET", "/api/stats/x", None)
-        });
+        let d = c
+            .decide(&Inbound {
+                authorization: Some(&auth),
+                query: Some("a=1#frag"),
+                ..req("GET", "/api/stats/x", None)
+            })
+            .decision;
         assert!(!matches!(d, Decision::Forward(..)));
-        let d = c.decide(&Inbound {
-            authorization: Some(&auth),
-            query: Some("start=2026-01-01&end=x%20y"),
-            ..req("GET", "/api/stats/x", None)
-        });
+        let d = c
+            .decide(&Inbound {
+                authorization: Some(&auth),
+                query: Some("start=2026-01-01&end=x%20y"),
+                ..req("GET", "/api/stats/x", None)
+            })
+            .decision;
         match d {
             Decision::Forward(f, _) => {
                 assert_eq!(f.upstream, "https://emea.api.cc.vonage.com/stats/x?start=2026-01-01&end=x%20y")
@@ -388,6 +396,7 @@ mod tests {
                 authorization: Some(&auth),
                 ..req(method, "/api/stats/agent-status", None)
             })
+            .decision
         };
         assert!(matches!(with(Some("https://gw.example.com"), "GET", None), Decision::Forward(_, OriginCheck::Same)));
         assert!(matches!(
@@ -411,20 +420,22 @@ mod tests {
             Decision::Refuse(Refusal::OriginDenied, _)
         ));
         // preflights carry no credentials: they are answered before the key check
-        let pre = c.decide(&Inbound {
-            origin: Some("https://admin.example.com"),
-            preflight_method: Some("PUT"),
-            ..req("OPTIONS", "/api/useradmin/users/1", None)
-        });
+        let pre = c
+            .decide(&Inbound {
+                origin: Some("https://admin.example.com"),
+                preflight_method: Some("PUT"),
+                ..req("OPTIONS", "/api/useradmin/users/1", None)
+            })
+            .decision;
         assert!(matches!(pre, Decision::Preflight(_)));
     }
 
     #[test]
     fn health_static_and_body_limit() {
         let c = cfg();
-        assert_eq!(c.decide(&req("GET", "/healthz", None)), Decision::Health);
-        assert_eq!(c.decide(&req("GET", "/", None)), Decision::Static);
-        assert_eq!(c.decide(&req("GET", "/app.js", None)), Decision::Static);
+        assert_eq!(c.decide(&req("GET", "/healthz", None)).decision, Decision::Health);
+        assert_eq!(c.decide(&req("GET", "/", None)).decision, Decision::Static);
+        assert_eq!(c.decide(&req("GET", "/app.js", None)).decision, Decision::Static);
         let auth = bearer(&KEY_ALL);
         let put = |len: &'static str| {
             c.decide(&Inbound {
@@ -432,6 +443,7 @@ mod tests {
                 content_length: Some(len),
                 ..req("PUT", "/api/useradmin/users/1", None)
             })
+            .decision
         };
         assert!(matches!(put("1048576"), Decision::Forward(..)));
         assert!(matches!(put("1048577"), Decision::Refuse(Refusal::BodyTooLarge, _)));

@@ -2,17 +2,21 @@
 //! isolate. A bad one names its setting (never its value) in [`Misconfigured`].
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 
 use super::keys::{Grant, KEY_PREFIX};
 use crate::core::config::{RawConfig, Region, Settings};
 use crate::core::routes::{self, Methods, Route};
 use crate::core::scope::ScopeSet;
-use crate::core::secret::ClientSecret;
 use crate::core::url::{push_u64, BaseUrl};
 
 /// A JSON setting that should be an array of flat objects (`GATEWAY_KEYS`,
-/// `GATEWAY_ROUTES`), as the host's JSON parser read it: the glue parses, the core
-/// judges, so the wasm carries no JSON parser of its own.
+/// `GATEWAY_ROUTES`), in the shape the core judges. Deserialized (the glue from the
+/// host's `JSON.parse` through serde-wasm-bindgen, tests and fuzz from serde_json), so
+/// the wasm carries no JSON parser of its own; text that is not JSON is [`Self::NotJson`].
 #[derive(Debug)]
 pub enum JsonRows {
     /// Not JSON at all.
@@ -21,14 +25,61 @@ pub enum JsonRows {
     Object,
     /// JSON, but neither an array nor an object.
     NotArray,
-    /// An array: each element's members in order, or `None` for an element that is
-    /// not an object.
-    Rows(Vec<Option<Vec<(String, Field)>>>),
+    /// An array: each element's members, or `None` for an element that is not an
+    /// object.
+    Rows(Vec<Option<Vec<(String, RowValue)>>>),
+}
+
+impl<'de> Deserialize<'de> for JsonRows {
+    /// Any JSON value: the shapes are told apart here, and judged by the setting's rules.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Value {
+            Text(String),
+            List(Vec<String>),
+            Other(IgnoredAny),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Row {
+            Object(BTreeMap<String, Value>),
+            Other(IgnoredAny),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Top {
+            Rows(Vec<Row>),
+            // Only a map deserializes as this (what is in it is not read).
+            Object(#[allow(dead_code)] BTreeMap<String, IgnoredAny>),
+            Other(IgnoredAny),
+        }
+        let member = |(k, v)| {
+            let v = match v {
+                Value::Text(t) => RowValue::Text(t),
+                Value::List(l) => RowValue::List(l),
+                Value::Other(_) => RowValue::Other,
+            };
+            (k, v)
+        };
+        Ok(match Top::deserialize(d)? {
+            Top::Rows(rows) => JsonRows::Rows(
+                rows.into_iter()
+                    .map(|r| match r {
+                        Row::Object(o) => Some(o.into_iter().map(member).collect()),
+                        Row::Other(_) => None,
+                    })
+                    .collect(),
+            ),
+            Top::Object(_) => JsonRows::Object,
+            Top::Other(_) => JsonRows::NotArray,
+        })
+    }
 }
 
 /// One member's value in a [`JsonRows`] row.
 #[derive(Debug)]
-pub enum Field {
+pub enum RowValue {
     /// A string.
     Text(String),
     /// An array of strings.
@@ -40,16 +91,11 @@ pub enum Field {
 /// The gateway's settings as read from the Worker's `env`, not yet validated.
 #[derive(Debug, Default)]
 pub struct GatewayEnv {
-    /// `VCC_REGION`.
-    pub region: Option<String>,
-    /// `VCC_CLIENT_ID`.
-    pub client_id: Option<String>,
-    /// `VCC_CLIENT_SECRET` (a Worker secret).
-    pub client_secret: Option<ClientSecret>,
-    /// `VCC_AUTH_BASE_URL`.
-    pub auth_base_url: Option<String>,
-    /// `VCC_API_BASE_URL`.
-    pub api_base_url: Option<String>,
+    /// The token client's settings, as the client's options hold them: `VCC_REGION`,
+    /// `VCC_CLIENT_ID`, `VCC_CLIENT_SECRET` (a Worker secret), `VCC_AUTH_BASE_URL` and
+    /// `VCC_API_BASE_URL` (see [`setting_of`]). The gateway sets the margins and
+    /// `autoRefresh` itself.
+    pub vcc: RawConfig,
     /// `ALLOWED_ORIGINS`, comma-separated.
     pub allowed_origins: Option<String>,
     /// `GATEWAY_KEYS`; `None` when unset.
@@ -127,7 +173,7 @@ fn bad(setting: &'static str, problem: &'static str) -> Misconfigured {
 /// The gateway setting that feeds a token-client option. The gateway sets only these
 /// five options (and `autoRefresh`, which cannot fail), so any other field is named as
 /// itself rather than blamed on a setting that did not cause it.
-fn setting_of(field: &'static str) -> &'static str {
+pub fn setting_of(field: &'static str) -> &'static str {
     match field {
         "region" => "VCC_REGION",
         "clientId" => "VCC_CLIENT_ID",
@@ -175,10 +221,10 @@ fn bad_row(setting: &'static str, index: usize, problem: &str) -> Misconfigured 
 }
 
 /// The text of member `name`, `Err` if it is there but not a string.
-fn text<'a>(row: &'a [(String, Field)], name: &str) -> Result<Option<&'a str>, ()> {
+fn text<'a>(row: &'a [(String, RowValue)], name: &str) -> Result<Option<&'a str>, ()> {
     match row.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
         None => Ok(None),
-        Some(Field::Text(t)) => Ok(Some(t)),
+        Some(RowValue::Text(t)) => Ok(Some(t)),
         Some(_) => Err(()),
     }
 }
@@ -298,7 +344,7 @@ fn grants(rows: Option<JsonRows>) -> Result<Vec<Grant>, Misconfigured> {
             return Err(bad_row(S, i, "repeats another entry's sha256"));
         }
         let scopes = match row.iter().find(|(k, _)| k == "scopes").map(|(_, v)| v) {
-            Some(Field::List(s)) if valid_key_scopes(s) => s.clone(),
+            Some(RowValue::List(s)) if valid_key_scopes(s) => s.clone(),
             _ => return Err(bad_row(S, i, "needs scopes: a non-empty list of valid scopes, or [\"*\"]")),
         };
         let expires_ms = match text(&row, "expires") {
@@ -358,20 +404,13 @@ fn extra_routes(rows: Option<JsonRows>) -> Result<Vec<Route>, Misconfigured> {
 impl GatewayEnv {
     /// Validates every setting; the first problem names its setting.
     pub fn validate(self) -> Result<GatewayConfig, Misconfigured> {
-        let region = self.region.as_deref().map(str::trim).and_then(Region::parse);
-        let refresh_ahead_ms = margin("REFRESH_AHEAD_MS", self.refresh_ahead_ms.as_deref())?;
-        let expiry_margin_ms = margin("EXPIRY_MARGIN_MS", self.expiry_margin_ms.as_deref())?;
+        let region = self.vcc.region.as_deref().map(str::trim).and_then(Region::parse);
         let raw = RawConfig {
-            region: self.region,
-            refresh_ahead_ms,
-            expiry_margin_ms,
-            client_id: self.client_id,
-            client_secret: self.client_secret,
-            auth_base_url: self.auth_base_url,
-            api_base_url: self.api_base_url,
+            refresh_ahead_ms: margin("REFRESH_AHEAD_MS", self.refresh_ahead_ms.as_deref())?,
+            expiry_margin_ms: margin("EXPIRY_MARGIN_MS", self.expiry_margin_ms.as_deref())?,
             // workerd: no timers doing I/O outside a request; refresh-ahead is lazy.
             auto_refresh: Some(false),
-            ..RawConfig::default()
+            ..self.vcc
         };
         let settings =
             raw.validate().map_err(|e| Misconfigured { setting: setting_of(e.field), problem: e.problem.into() })?;
@@ -417,39 +456,50 @@ mod tests {
     use crate::core::gateway::fixtures::{self as fx, *};
     use crate::core::token::Margins;
 
-    fn keys(rows: Vec<Option<Vec<(String, Field)>>>) -> GatewayEnv {
+    fn keys(rows: Vec<Option<Vec<(String, RowValue)>>>) -> GatewayEnv {
         GatewayEnv { gateway_keys: Some(JsonRows::Rows(rows)), ..env() }
     }
 
-    fn routes(rows: Vec<Option<Vec<(String, Field)>>>) -> GatewayEnv {
+    fn routes(rows: Vec<Option<Vec<(String, RowValue)>>>) -> GatewayEnv {
         GatewayEnv { gateway_routes: Some(JsonRows::Rows(rows)), ..env() }
     }
 
     #[test]
     fn misconfiguration_names_the_setting_never_the_value() {
         let digest = digest_hex(&KEY_ALL);
-        let entry = |extra: &[(&str, Field)]| {
+        let entry = |extra: &[(&str, RowValue)]| {
             let mut r = vec![("id", fx::text("a")), ("sha256", fx::text(&digest)), ("scopes", fx::list(&["*"]))];
             for (k, v) in extra {
                 r.retain(|(n, _)| n != k);
                 r.push((
                     k,
                     match v {
-                        Field::Text(t) => Field::Text(t.clone()),
-                        Field::List(l) => Field::List(l.clone()),
-                        Field::Other => Field::Other,
+                        RowValue::Text(t) => RowValue::Text(t.clone()),
+                        RowValue::List(l) => RowValue::List(l.clone()),
+                        RowValue::Other => RowValue::Other,
                     },
                 ));
             }
             row(&r)
         };
         let cases: Vec<(GatewayEnv, &str, &str)> = vec![
-            (GatewayEnv { client_id: None, ..env() }, "VCC_CLIENT_ID", ""),
-            (GatewayEnv { client_secret: None, ..env() }, "VCC_CLIENT_SECRET", ""),
-            (GatewayEnv { region: Some("mars".into()), ..env() }, "VCC_REGION", ""),
-            (GatewayEnv { region: None, ..env() }, "VCC_REGION", ""),
-            (GatewayEnv { api_base_url: Some("http://evil.example".into()), ..env() }, "VCC_API_BASE_URL", ""),
-            (GatewayEnv { auth_base_url: Some("ftp://x".into()), ..env() }, "VCC_AUTH_BASE_URL", ""),
+            (GatewayEnv { vcc: RawConfig { client_id: None, ..env().vcc }, ..env() }, "VCC_CLIENT_ID", ""),
+            (GatewayEnv { vcc: RawConfig { client_secret: None, ..env().vcc }, ..env() }, "VCC_CLIENT_SECRET", ""),
+            (GatewayEnv { vcc: RawConfig { region: Some("mars".into()), ..env().vcc }, ..env() }, "VCC_REGION", ""),
+            (GatewayEnv { vcc: RawConfig { region: None, ..env().vcc }, ..env() }, "VCC_REGION", ""),
+            (
+                GatewayEnv {
+                    vcc: RawConfig { api_base_url: Some("http://evil.example".into()), ..env().vcc },
+                    ..env()
+                },
+                "VCC_API_BASE_URL",
+                "",
+            ),
+            (
+                GatewayEnv { vcc: RawConfig { auth_base_url: Some("ftp://x".into()), ..env().vcc }, ..env() },
+                "VCC_AUTH_BASE_URL",
+                "",
+            ),
             (GatewayEnv { gateway_keys: None, ..env() }, "GATEWAY_KEYS", "required"),
             (GatewayEnv { gateway_keys: Some(JsonRows::NotJson), ..env() }, "GATEWAY_KEYS", "valid JSON"),
             (GatewayEnv { gateway_keys: Some(JsonRows::Object), ..env() }, "GATEWAY_KEYS", "plaintext keys"),
@@ -458,7 +508,7 @@ mod tests {
             (keys(vec![entry(&[("key", fx::text(&KEY_ALL))])]), "GATEWAY_KEYS", "plaintext key"),
             (keys(vec![entry(&[("sha256", fx::text(&KEY_ALL))])]), "GATEWAY_KEYS", "holds a key where"),
             (keys(vec![entry(&[("sha256", fx::text("abc"))])]), "GATEWAY_KEYS", "64 hex"),
-            (keys(vec![entry(&[("sha256", Field::Other)])]), "GATEWAY_KEYS", "sha256 as a string"),
+            (keys(vec![entry(&[("sha256", RowValue::Other)])]), "GATEWAY_KEYS", "sha256 as a string"),
             (keys(vec![entry(&[("id", fx::text("has space"))])]), "GATEWAY_KEYS", "needs an id"),
             (keys(vec![entry(&[("scopes", fx::list(&[]))])]), "GATEWAY_KEYS", "scopes"),
             (keys(vec![entry(&[("scopes", fx::list(&["Stats"]))])]), "GATEWAY_KEYS", "scopes"),

@@ -1,5 +1,5 @@
 // The gateway's per-request host work, one call each across the wasm boundary (the
-// glue in gateway.rs imports these). Measured in workerd: copying headers entry by
+// glue in src/glue/gateway/ imports these). Measured in workerd: copying headers entry by
 // entry through wasm-bindgen, and building objects member by member, cost more CPU per
 // request than everything the gateway decides. No policy lives here: which headers
 // cross is the Rust core's allow-lists, handed over once as Sets (`headerSet`).
@@ -9,17 +9,22 @@ export function headerSet(list) {
   return new Set(list ? list.split(",") : []);
 }
 
-/** What the core judges a request by, in one string: method, URL, then the headers
- *  origin, authorization, content-length, access-control-request-method and accept,
- *  one per line, each ":"-prefixed when present and empty when absent (no header value
- *  or URL holds a line break). */
-export function requestFacts(request) {
+/** An array of header names from a comma-separated list (made once: `Judged::names`). */
+export function nameList(list) {
+  return list.split(",");
+}
+
+/** What the core judges a request by, in one string: method, URL, then each header of
+ *  `names` (the Rust side's `Judged`, in its order), one per line, ":"-prefixed when
+ *  present and empty when absent (no header value or URL holds a line break). */
+export function requestFacts(request, names) {
   const h = request.headers;
-  const f = (name) => {
+  let facts = `${request.method}\n${request.url}`;
+  for (const name of names) {
     const v = h.get(name);
-    return v === null ? "" : `:${v}`;
-  };
-  return `${request.method}\n${request.url}\n${f("origin")}\n${f("authorization")}\n${f("content-length")}\n${f("access-control-request-method")}\n${f("accept")}`;
+    facts += v === null ? "\n" : `\n:${v}`;
+  }
+  return facts;
 }
 
 /** Sends the caller's request upstream: only the `forward` headers, our bearer, the

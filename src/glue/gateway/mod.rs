@@ -1,0 +1,273 @@
+//! `Gateway`: the edge gateway's glue in workerd. Every decision is the core's
+//! (`crate::core::gateway` for policy, `crate::core::cache` for tokens); the files here
+//! do the I/O, one concern each:
+//! - `env.rs`: the settings from the Worker's `env`;
+//! - `bindings.rs`: workerd's bindings, typed;
+//! - `inbound.rs`: the request's facts and body;
+//! - `context.rs`: one request's context, its refusals and its log line;
+//! - `forward.rs`: the rate limit, the exchange with VCC, the answer;
+//! - `isolate.rs`: the isolate's own token cache (a `TokenSource`);
+//! - `broker.rs`: the fleet's broker, from an isolate (a `TokenSource` with a fallback);
+//! - `object.rs`: the broker Durable Object's logic (`Broker`);
+//! - `host.js`: the per-request JS helpers (no policy).
+
+mod bindings;
+mod broker;
+mod context;
+mod env;
+mod forward;
+mod inbound;
+mod isolate;
+mod object;
+
+use std::rc::Rc;
+
+use js_sys::{Promise, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{Headers, Request, Response, ResponseInit};
+
+pub use self::object::Broker;
+
+use self::bindings::Bindings;
+use self::broker::BrokerTokens;
+use self::context::{respond, Cx, Served};
+use self::forward::{forward, within_rate_limit, Upstream};
+use self::inbound::{Facts, Judged};
+use self::isolate::IsolateTokens;
+use crate::core::cache::Info;
+use crate::core::error::VccError;
+use crate::core::gateway::{
+    header_list, health, misconfigured_json, preflight_headers, split_request_url, Decision, GatewayConfig,
+    HealthAbout, Inbound, Misconfigured, Refusal, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
+};
+use crate::core::scope::ScopeSet;
+use crate::core::secret::AccessToken;
+use crate::core::url::push_u64;
+use crate::glue::js::{console_error, now_ms, KeepAlive};
+use crate::glue::tokens::{Lease, TokenSource};
+
+#[wasm_bindgen(module = "/src/glue/gateway/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = headerSet)]
+    fn header_set(list: &str) -> JsValue;
+}
+
+/// The edge gateway: `new Gateway(env)` once per isolate, then
+/// `gateway.fetch(request, ctx)` per request. Holds data only (tokens and expiry),
+/// never a Request, Response or stream across requests.
+#[wasm_bindgen]
+pub struct Gateway {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    /// What a well-configured gateway works with, or the setting that is wrong.
+    setup: Result<Setup, Misconfigured>,
+    bindings: Bindings,
+    /// The core's header allow-lists as host Sets, made once: request, response.
+    forward_headers: JsValue,
+    pass_headers: JsValue,
+    /// The names of the [`Judged`] headers, made once.
+    judged: JsValue,
+}
+
+struct Setup {
+    config: Rc<GatewayConfig>,
+    /// Where requests get their tokens: the seam. The isolate's own cache, or the
+    /// fleet's broker (with the isolate's cache as its fallback); the request path is
+    /// the same for both.
+    tokens: Tokens,
+}
+
+/// The two token sources, chosen once per isolate by whether `TOKEN_BROKER` is bound.
+enum Tokens {
+    Isolate(Rc<IsolateTokens>),
+    Broker(Rc<BrokerTokens<Rc<IsolateTokens>>>),
+}
+
+impl TokenSource for Tokens {
+    type Key = ScopeSet;
+
+    async fn token(&self, scope: &ScopeSet, keep_alive: &KeepAlive) -> Result<Lease, VccError> {
+        match self {
+            Self::Isolate(t) => t.token(scope, keep_alive).await,
+            Self::Broker(t) => t.token(scope, keep_alive).await,
+        }
+    }
+
+    fn reject(&self, scope: &ScopeSet, token: &AccessToken) {
+        match self {
+            Self::Isolate(t) => t.reject(scope, token),
+            Self::Broker(t) => t.reject(scope, token),
+        }
+    }
+
+    fn confirm(&self, scope: &ScopeSet, token: &AccessToken, keep_alive: &KeepAlive) {
+        match self {
+            Self::Isolate(t) => t.confirm(scope, token, keep_alive),
+            Self::Broker(t) => t.confirm(scope, token, keep_alive),
+        }
+    }
+
+    fn health(&self) -> Vec<(ScopeSet, Info)> {
+        match self {
+            Self::Isolate(t) => t.health(),
+            Self::Broker(t) => t.health(),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Gateway {
+    /// Reads and validates the settings from the Worker's `env`. Never throws: with a
+    /// bad setting every request gets 500 `gateway_misconfigured` naming it.
+    #[wasm_bindgen(constructor)]
+    pub fn new(env: JsValue) -> Gateway {
+        let bindings = Bindings::read(&env);
+        let setup = env::read_env(&env).map(|config| {
+            let config = Rc::new(config);
+            let isolate = IsolateTokens::new(config.clone());
+            let tokens = match &bindings.broker {
+                Some(ns) => Tokens::Broker(Rc::new(BrokerTokens::new(ns.clone(), config.clone(), isolate))),
+                None => Tokens::Isolate(isolate),
+            };
+            Setup { tokens, config }
+        });
+        if let Err(m) = &setup {
+            console_error(&misconfigured_json(m));
+        }
+        Gateway {
+            inner: Rc::new(Inner {
+                setup,
+                bindings,
+                forward_headers: header_set(&header_list(FORWARD_REQUEST_HEADERS)),
+                pass_headers: header_set(&header_list(FORWARD_RESPONSE_HEADERS)),
+                judged: Judged::names(),
+            }),
+        }
+    }
+
+    /// Handles one request; always resolves to a Response.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn fetch(
+        &self,
+        request: Request,
+        #[wasm_bindgen(unchecked_param_type = "ExecutionContext")] ctx: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.handle(request, ctx).await.map(Into::into) })
+    }
+}
+
+impl Inner {
+    async fn handle(self: Rc<Self>, request: Request, ctx: JsValue) -> Result<Response, JsValue> {
+        let started = now_ms();
+        let facts = Facts::read(&request, &self.judged);
+        let mut cx = Cx::new(request, facts, KeepAlive::from_js(ctx));
+        let response = self.serve(&mut cx).await?;
+        cx.log(response.status(), now_ms() - started);
+        Ok(response)
+    }
+
+    /// Asks the core what to do with the request, and does it.
+    async fn serve(&self, cx: &mut Cx) -> Result<Response, JsValue> {
+        let setup = match &self.setup {
+            Ok(s) => s,
+            Err(m) => {
+                cx.detail = Some(Refusal::Misconfigured.code());
+                return respond(Refusal::Misconfigured.status(), &misconfigured_json(m), &[]);
+            }
+        };
+        let verdict = {
+            let f = &cx.facts;
+            let Some((self_origin, path, query)) = split_request_url(&f.url) else {
+                return cx.refuse(Refusal::PathNotPlain);
+            };
+            setup.config.decide(&Inbound {
+                method: &f.method,
+                path,
+                query,
+                self_origin,
+                origin: f.header(Judged::Origin),
+                authorization: f.header(Judged::Authorization),
+                content_length: f.header(Judged::ContentLength),
+                preflight_method: f.header(Judged::PreflightMethod),
+                now_ms: now_ms(),
+            })
+        };
+        cx.key = verdict.key.and_then(|k| setup.config.key_id(k)).map(str::to_owned);
+        match verdict.decision {
+            Decision::Refuse(r, origin) => {
+                cx.origin = origin;
+                cx.refuse(r)
+            }
+            Decision::Preflight(origin) => {
+                let out = Headers::new()?;
+                for (k, v) in &preflight_headers(&origin) {
+                    out.set(k, v)?;
+                }
+                let init = ResponseInit::new();
+                init.set_status(204);
+                init.set_headers(&out);
+                Response::new_with_opt_str_and_init(None, &init)
+            }
+            Decision::Health => {
+                cx.served = Served::Health;
+                respond(200, &self.health(setup), &[])
+            }
+            Decision::Static => match &self.bindings.assets {
+                Some(assets) => {
+                    cx.served = Served::Assets;
+                    Ok(JsFuture::from(assets.serve(&cx.request)?).await?.unchecked_into())
+                }
+                None => cx.refuse(Refusal::RouteNotFound),
+            },
+            Decision::Forward(f, origin) => {
+                cx.origin = origin;
+                cx.served = Served::Api(f.route.clone());
+                cx.scope = Some(f.scope.clone());
+                if !within_rate_limit(self.bindings.rate_limit.as_ref(), cx.key.as_deref()).await {
+                    let mut retry_after = String::new();
+                    push_u64(&mut retry_after, u64::from(setup.config.rate_limit_period_s));
+                    return cx.refuse_with(Refusal::RateLimited, vec![("retry-after", retry_after)]);
+                }
+                let up = Upstream {
+                    config: &setup.config,
+                    tokens: &setup.tokens,
+                    forward_headers: &self.forward_headers,
+                    pass_headers: &self.pass_headers,
+                };
+                forward(cx, &up, f).await
+            }
+        }
+    }
+
+    /// The `/healthz` body: the core's `Health`, serialized by serde-wasm-bindgen and the
+    /// host's `JSON.stringify`.
+    fn health(&self, setup: &Setup) -> String {
+        let mut scopes = setup.tokens.health();
+        scopes.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let scopes: Vec<_> = scopes.iter().map(|(k, info)| (k.as_str(), info.clone())).collect();
+        let about = HealthAbout {
+            tokens: match &setup.tokens {
+                Tokens::Isolate(_) => "isolate",
+                Tokens::Broker(_) => "broker",
+            },
+            broker_error: match &setup.tokens {
+                Tokens::Broker(b) => b.last_error(),
+                Tokens::Isolate(_) => None,
+            },
+            rate_limit: self.bindings.rate_limit.is_some(),
+            keys: setup.config.key_list().collect(),
+        };
+        let health = health(now_ms(), &scopes, &about);
+        let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true).serialize_missing_as_null(true);
+        serde::Serialize::serialize(&health, &s)
+            .ok()
+            .and_then(|v| JSON::stringify(&v).ok())
+            .and_then(|s| s.as_string())
+            .unwrap_or_else(|| String::from("{\"ok\":true}"))
+    }
+}
