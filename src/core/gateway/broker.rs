@@ -16,8 +16,8 @@ use crate::core::scope::ScopeSet;
 use crate::core::secret::AccessToken;
 
 /// An isolate's call to the broker object of its scope set: `token(ask)`. One Rust
-/// type for both sides of the RPC (serde-wasm-bindgen in each), so neither side reads
-/// the other's members by name.
+/// type for both sides of the RPC (serde-wasm-bindgen in each, `glue/gateway/messages.rs`),
+/// so neither side reads the other's members by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerAsk {
@@ -40,9 +40,10 @@ pub struct BrokerConfirm {
 }
 
 /// The broker's answer to a [`BrokerAsk`]: a token, or why there is none (an answer,
-/// not a broker failure: VCC refused, or the broker is misconfigured).
+/// not a broker failure: VCC refused, or the broker is misconfigured). Externally tagged
+/// (`{"token": {...}}` or `{"refused": {...}}`): read without buffering.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(rename_all = "camelCase")]
 pub enum BrokerAnswer {
     /// A token.
     Token(BrokerToken),
@@ -213,12 +214,15 @@ mod tests {
         assert_eq!(ask, BrokerAsk { scope: "stats".into(), rejected: Some(4) });
         let ask: BrokerAsk = serde_json::from_str(r#"{"scope":"stats"}"#).unwrap();
         assert_eq!(ask.rejected, None);
-        let answer: BrokerAnswer =
-            serde_json::from_str(r#"{"token":"t","generation":3,"cached":true,"refreshAt":10,"useUntil":20}"#).unwrap();
+        let answer: BrokerAnswer = serde_json::from_str(
+            r#"{"token":{"token":"t","generation":3,"cached":true,"refreshAt":10,"useUntil":20}}"#,
+        )
+        .unwrap();
         let BrokerAnswer::Token(t) = answer else { panic!("a token") };
         assert_eq!((t.token.expose(), t.generation, t.refresh_at, t.use_until), ("t", 3, 10, 20));
         assert!(!format!("{t:?}").contains("\"t\""), "Debug shows no token");
-        let answer: BrokerAnswer = serde_json::from_str(r#"{"error":"token_rejected","retryAfterMs":900}"#).unwrap();
+        let answer: BrokerAnswer =
+            serde_json::from_str(r#"{"refused":{"error":"token_rejected","retryAfterMs":900}}"#).unwrap();
         assert!(matches!(answer, BrokerAnswer::Refused(BrokerRefusal { retry_after_ms: Some(900), .. })));
         let back = serde_json::to_value(BrokerAnswer::Refused(BrokerRefusal {
             error: "invalid_config".into(),
@@ -226,8 +230,11 @@ mod tests {
             setting: Some("VCC_CLIENT_ID".into()),
         }))
         .unwrap();
-        assert_eq!(back["setting"], "VCC_CLIENT_ID");
-        assert!(serde_json::from_str::<BrokerAnswer>(r#"{"generation":3}"#).is_err(), "neither shape");
+        assert_eq!(back["refused"]["setting"], "VCC_CLIENT_ID");
+        assert!(
+            serde_json::from_str::<BrokerAnswer>(r#"{"token":{"generation":3}}"#).is_err(),
+            "a token needs its token"
+        );
     }
 
     #[test]

@@ -1,11 +1,6 @@
-//! The JSON the gateway writes: refusals and the log line by hand (one string per
-//! request, built without a serializer: measured, that is the cheapest way on the hot
-//! path; every string is escaped, so the output is valid JSON whatever goes in), and
-//! `/healthz` as a serde type.
-
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+//! The JSON the gateway writes itself: refusals and `/healthz`. Hand-written, because a
+//! JSON serializer would add more to the wasm than these few shapes need; every string
+//! is escaped, so the output is valid JSON whatever goes in.
 
 use super::{Misconfigured, Refusal};
 use crate::core::cache::Info;
@@ -104,6 +99,14 @@ pub fn log_json(l: &LogLine<'_>) -> String {
     s
 }
 
+/// `/healthz` body, one member per cached scope, so a status page can draw a countdown:
+/// `{"ok":true,"scopes":{"<scope>":{"expiresInSeconds":n,"lifetimeSeconds":n,
+/// "refreshInSeconds":n,"cooldownSeconds":n,"fetches":n,"refreshes":n,"failures":n,
+/// "lastError":"code"}}}`. `cooldownSeconds` is set while VCC's rejection of fresh tokens
+/// holds token requests back.
+/// Times are `null` while no token is cached; `lastError` is a stable code (never a
+/// message, which could name upstream details) or `null`. Scopes are validated
+/// (`[a-z0-9._:-]` and spaces), so escaping is a formality.
 /// What `/healthz` says of the gateway as a whole.
 #[derive(Clone, Debug, Default)]
 pub struct HealthAbout<'a> {
@@ -117,105 +120,84 @@ pub struct HealthAbout<'a> {
     pub keys: Vec<(&'a str, Option<u64>)>,
 }
 
-/// The `/healthz` body (JSON through serde: serde_json natively, serde-wasm-bindgen
-/// and the host's `JSON.stringify` in the gateway):
-/// `{"ok":true,"tokens":"isolate"|"broker","brokerError":code|null,"rateLimit":"on"|"off",
-/// "keys":[{"id":..,"expiresInSeconds":n|null,"expired":bool}],"scopes":{"<scope>":
-/// {"expiresInSeconds":n,"lifetimeSeconds":n,"refreshInSeconds":n,"cooldownSeconds":n,
-/// "fetches":n,"refreshes":n,"failures":n,"lastError":"code"}}}`: one member per scope
-/// so a status page can draw a countdown. `cooldownSeconds` is set while VCC's rejection
-/// of fresh tokens holds token requests back. Times are `null` while no token is
-/// cached; `lastError` is a stable code (never a message, which could name upstream
-/// details) or `null`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Health<'a> {
-    /// Always true: the gateway answered.
-    pub ok: bool,
-    /// [`HealthAbout::tokens`].
-    pub tokens: &'a str,
-    /// [`HealthAbout::broker_error`].
-    pub broker_error: Option<&'a str>,
-    /// `"on"` or `"off"`.
-    pub rate_limit: &'static str,
-    /// The keys, in `GATEWAY_KEYS` order.
-    pub keys: Vec<KeyHealth<'a>>,
-    /// Each scope set the gateway has served.
-    pub scopes: BTreeMap<&'a str, ScopeHealth>,
-}
-
-/// One key in [`Health`].
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyHealth<'a> {
-    /// The key's id.
-    pub id: &'a str,
-    /// Seconds to its expiry (0 once past), `null` when it has none.
-    pub expires_in_seconds: Option<u64>,
-    /// Whether it has expired.
-    pub expired: bool,
-}
-
-/// One scope set in [`Health`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScopeHealth {
-    /// Seconds to the token's expiry (0 once past).
-    pub expires_in_seconds: Option<u64>,
-    /// The token's whole lifetime.
-    pub lifetime_seconds: Option<u64>,
-    /// Seconds to its refresh-ahead time.
-    pub refresh_in_seconds: Option<u64>,
-    /// Seconds until token requests resume after VCC rejected fresh tokens (rounded up).
-    pub cooldown_seconds: Option<u64>,
-    /// Tokens fetched with none to replace.
-    pub fetches: u32,
-    /// Tokens that replaced one.
-    pub refreshes: u32,
-    /// Failed token requests.
-    pub failures: u32,
-    /// The last failure's code.
-    pub last_error: Option<&'static str>,
-}
-
-impl ScopeHealth {
-    /// What `/healthz` says of a scope whose cache is `info`, at `now_ms`.
-    pub fn of(info: &Info, now_ms: u64) -> Self {
-        let secs = |ms: u64| ms / 1000;
-        ScopeHealth {
-            expires_in_seconds: info.expires_at.map(|e| secs(e.saturating_sub(now_ms))),
-            lifetime_seconds: info.expires_at.zip(info.obtained_at).map(|(e, o)| secs(e.saturating_sub(o))),
-            refresh_in_seconds: info.refresh_at.map(|r| secs(r.saturating_sub(now_ms))),
-            cooldown_seconds: info
-                .cooldown_until
-                .filter(|until| *until > now_ms)
-                .map(|until| secs(until - now_ms + 999)),
-            fetches: info.fetches,
-            refreshes: info.refreshes,
-            failures: info.failures,
-            last_error: info.last_error.as_ref().map(|e| e.code.as_str()),
+/// `/healthz` with [`HealthAbout`]: `{"ok":true,"tokens":"isolate"|"broker",
+/// "brokerError":code|null,"rateLimit":"on"|"off","keys":[{"id":..,
+/// "expiresInSeconds":n|null,"expired":bool}],"scopes":{...}}` (scopes as in
+/// [`health_json`]).
+pub fn health_json_about(now_ms: u64, scopes: &[(&str, Info)], about: &HealthAbout<'_>) -> String {
+    let mut s = String::from("{\"ok\":true,\"tokens\":\"");
+    push_json_str(&mut s, about.tokens);
+    s.push_str("\",\"brokerError\":");
+    match about.broker_error {
+        Some(code) => {
+            s.push('"');
+            push_json_str(&mut s, code);
+            s.push('"');
         }
+        None => s.push_str("null"),
     }
+    s.push_str(if about.rate_limit { ",\"rateLimit\":\"on\",\"keys\":[" } else { ",\"rateLimit\":\"off\",\"keys\":[" });
+    for (i, (id, expires)) in about.keys.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"id\":\"");
+        push_json_str(&mut s, id);
+        s.push_str("\",\"expiresInSeconds\":");
+        match expires {
+            Some(e) => push_u64(&mut s, e.saturating_sub(now_ms) / 1000),
+            None => s.push_str("null"),
+        }
+        s.push_str(if expires.is_some_and(|e| now_ms >= e) { ",\"expired\":true}" } else { ",\"expired\":false}" });
+    }
+    s.push_str("],");
+    let scopes = health_json(now_ms, scopes);
+    s.push_str(scopes.strip_prefix("{\"ok\":true,").unwrap_or(&scopes));
+    s
 }
 
-/// `/healthz` for `scopes` (each scope set's cache) and the gateway as a whole.
-pub fn health<'a>(now_ms: u64, scopes: &[(&'a str, Info)], about: &HealthAbout<'a>) -> Health<'a> {
-    Health {
-        ok: true,
-        tokens: about.tokens,
-        broker_error: about.broker_error,
-        rate_limit: if about.rate_limit { "on" } else { "off" },
-        keys: about
-            .keys
-            .iter()
-            .map(|(id, expires)| KeyHealth {
-                id,
-                expires_in_seconds: expires.map(|e| e.saturating_sub(now_ms) / 1000),
-                expired: expires.is_some_and(|e| now_ms >= e),
-            })
-            .collect(),
-        scopes: scopes.iter().map(|(scope, info)| (*scope, ScopeHealth::of(info, now_ms))).collect(),
+/// The per-scope part of `/healthz`.
+pub fn health_json(now_ms: u64, scopes: &[(&str, Info)]) -> String {
+    let secs = |s: &mut String, name: &str, v: Option<u64>| {
+        s.push_str(name);
+        match v {
+            Some(ms) => push_u64(s, ms / 1000),
+            None => s.push_str("null"),
+        }
+    };
+    let mut s = String::from("{\"ok\":true,\"scopes\":{");
+    for (i, (scope, info)) in scopes.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        push_json_str(&mut s, scope);
+        s.push_str("\":{");
+        secs(&mut s, "\"expiresInSeconds\":", info.expires_at.map(|e| e.saturating_sub(now_ms)));
+        let lifetime = info.expires_at.zip(info.obtained_at).map(|(e, o)| e.saturating_sub(o));
+        secs(&mut s, ",\"lifetimeSeconds\":", lifetime);
+        secs(&mut s, ",\"refreshInSeconds\":", info.refresh_at.map(|r| r.saturating_sub(now_ms)));
+        let cooldown = info.cooldown_until.filter(|until| *until > now_ms).map(|until| until - now_ms + 999);
+        secs(&mut s, ",\"cooldownSeconds\":", cooldown);
+        for (name, n) in [("fetches", info.fetches), ("refreshes", info.refreshes), ("failures", info.failures)] {
+            s.push_str(",\"");
+            s.push_str(name);
+            s.push_str("\":");
+            push_u64(&mut s, u64::from(n));
+        }
+        s.push_str(",\"lastError\":");
+        match &info.last_error {
+            Some(e) => {
+                s.push('"');
+                s.push_str(e.code.as_str());
+                s.push('"');
+            }
+            None => s.push_str("null"),
+        }
+        s.push('}');
     }
+    s.push_str("}}");
+    s
 }
 
 #[cfg(test)]
@@ -270,8 +252,7 @@ mod tests {
         assert_eq!(v["error"], "route_not_found");
         let v: serde_json::Value = serde_json::from_str(&error_json("x", "a \"quoted\" \\ thing\n")).unwrap();
         assert_eq!(v["message"], "a \"quoted\" \\ thing ");
-        let empty = serde_json::to_value(health(0, &[], &HealthAbout::default())).unwrap();
-        assert_eq!((empty["ok"].as_bool(), empty["scopes"].as_object().map(|o| o.len())), (Some(true), Some(0)));
+        assert_eq!(health_json(0, &[]), "{\"ok\":true,\"scopes\":{}}");
     }
 
     #[test]
@@ -282,7 +263,7 @@ mod tests {
             rate_limit: true,
             keys: vec![("wallboard", None), ("old", Some(5_000)), ("new", Some(70_000))],
         };
-        let v = serde_json::to_value(health(10_000, &[], &about)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&health_json_about(10_000, &[], &about)).unwrap();
         assert_eq!(v["tokens"], "broker");
         assert_eq!(v["brokerError"], "timeout");
         assert_eq!(v["rateLimit"], "on");
@@ -294,8 +275,8 @@ mod tests {
             (Some(false), Some(60))
         );
         assert!(v["scopes"].is_object());
-        let v =
-            serde_json::to_value(health(0, &[], &HealthAbout { tokens: "isolate", ..HealthAbout::default() })).unwrap();
+        let off = health_json_about(0, &[], &HealthAbout { tokens: "isolate", ..HealthAbout::default() });
+        let v: serde_json::Value = serde_json::from_str(&off).unwrap();
         assert_eq!((v["rateLimit"].as_str(), v["brokerError"].is_null()), (Some("off"), true));
     }
 
@@ -314,10 +295,7 @@ mod tests {
             )),
             ..Info::default()
         };
-        let about = HealthAbout::default();
-        let h =
-            serde_json::to_string(&health(118_500, &[("stats", cached), ("a:read b:read", Info::default())], &about))
-                .unwrap();
+        let h = health_json(118_500, &[("stats", cached), ("a:read b:read", Info::default())]);
         assert!(!h.contains("private"), "{h}");
         let v: serde_json::Value = serde_json::from_str(&h).unwrap();
         let stats = &v["scopes"]["stats"];
@@ -334,10 +312,10 @@ mod tests {
             empty["expiresInSeconds"].is_null() && empty["lifetimeSeconds"].is_null() && empty["lastError"].is_null()
         );
         assert!(stats["cooldownSeconds"].is_null());
-        let cooling = ScopeHealth::of(&Info { cooldown_until: Some(120_000), ..Info::default() }, 118_500);
-        assert_eq!(cooling.cooldown_seconds, Some(2), "rounded up");
+        let cooling = health_json(118_500, &[("stats", Info { cooldown_until: Some(120_000), ..Info::default() })]);
+        assert!(cooling.contains("\"cooldownSeconds\":2,"), "rounded up: {cooling}");
         // past the expiry the countdown stops at zero rather than wrapping
-        let late = ScopeHealth::of(&Info { expires_at: Some(160_000), ..Info::default() }, 200_000);
-        assert_eq!(late.expires_in_seconds, Some(0));
+        let late = health_json(200_000, &[("stats", Info { expires_at: Some(160_000), ..Info::default() })]);
+        assert!(late.contains("\"expiresInSeconds\":0,"), "{late}");
     }
 }

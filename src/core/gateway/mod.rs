@@ -22,9 +22,7 @@ mod settings;
 pub use headers::{
     header_list, hop_by_hop, needs_versioned_accept, read_whole, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
 };
-pub use json::{
-    error_json, health, log_json, misconfigured_json, Health, HealthAbout, KeyHealth, LogLine, ScopeHealth,
-};
+pub use json::{error_json, health_json, health_json_about, log_json, misconfigured_json, HealthAbout, LogLine};
 pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
 pub use origin::{cors_headers, preflight_headers, OriginCheck};
 pub use refusal::Refusal;

@@ -1,22 +1,16 @@
 //! The gateway's settings: read from the Worker's `env` as text, validated once per
 //! isolate. A bad one names its setting (never its value) in [`Misconfigured`].
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Deserializer};
-
 use super::keys::{Grant, KEY_PREFIX};
 use crate::core::config::{RawConfig, Region, Settings};
 use crate::core::routes::{self, Methods, Route};
 use crate::core::scope::ScopeSet;
 use crate::core::url::{push_u64, BaseUrl};
+use std::borrow::Cow;
 
 /// A JSON setting that should be an array of flat objects (`GATEWAY_KEYS`,
-/// `GATEWAY_ROUTES`), in the shape the core judges. Deserialized (the glue from the
-/// host's `JSON.parse` through serde-wasm-bindgen, tests and fuzz from serde_json), so
-/// the wasm carries no JSON parser of its own; text that is not JSON is [`Self::NotJson`].
+/// `GATEWAY_ROUTES`), as the host's JSON parser read it: the glue parses, the core
+/// judges, so the wasm carries no JSON parser of its own.
 #[derive(Debug)]
 pub enum JsonRows {
     /// Not JSON at all.
@@ -25,56 +19,9 @@ pub enum JsonRows {
     Object,
     /// JSON, but neither an array nor an object.
     NotArray,
-    /// An array: each element's members, or `None` for an element that is not an
-    /// object.
+    /// An array: each element's members in order, or `None` for an element that is
+    /// not an object.
     Rows(Vec<Option<Vec<(String, RowValue)>>>),
-}
-
-impl<'de> Deserialize<'de> for JsonRows {
-    /// Any JSON value: the shapes are told apart here, and judged by the setting's rules.
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Value {
-            Text(String),
-            List(Vec<String>),
-            Other(IgnoredAny),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Row {
-            Object(BTreeMap<String, Value>),
-            Other(IgnoredAny),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Top {
-            Rows(Vec<Row>),
-            // Only a map deserializes as this (what is in it is not read).
-            Object(#[allow(dead_code)] BTreeMap<String, IgnoredAny>),
-            Other(IgnoredAny),
-        }
-        let member = |(k, v)| {
-            let v = match v {
-                Value::Text(t) => RowValue::Text(t),
-                Value::List(l) => RowValue::List(l),
-                Value::Other(_) => RowValue::Other,
-            };
-            (k, v)
-        };
-        Ok(match Top::deserialize(d)? {
-            Top::Rows(rows) => JsonRows::Rows(
-                rows.into_iter()
-                    .map(|r| match r {
-                        Row::Object(o) => Some(o.into_iter().map(member).collect()),
-                        Row::Other(_) => None,
-                    })
-                    .collect(),
-            ),
-            Top::Object(_) => JsonRows::Object,
-            Top::Other(_) => JsonRows::NotArray,
-        })
-    }
 }
 
 /// One member's value in a [`JsonRows`] row.

@@ -13,6 +13,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::bindings::{BrokerStub, DurableObjectNamespace};
+use super::messages::{from_js, to_js};
 use crate::core::cache::Info;
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::broker::{
@@ -92,9 +93,8 @@ impl<F: TokenSource<Key = ScopeSet>> BrokerTokens<F> {
     async fn ask(&self, scope: &ScopeSet, rejected: Option<u64>) -> Result<BrokerAnswer, BrokerFailure> {
         let stub = self.stub(scope).map_err(|_| BrokerFailure::Unavailable)?;
         let ask = BrokerAsk { scope: scope.as_str().to_owned(), rejected };
-        let ask = serde_wasm_bindgen::to_value(&ask).map_err(|_| BrokerFailure::Unavailable)?;
         // An RPC call's result is a thenable: made a promise, so it can race the timer.
-        let answer = Promise::resolve(&stub.token(&ask).map_err(|_| BrokerFailure::Unavailable)?);
+        let answer = Promise::resolve(&stub.token(&to_js(&ask)).map_err(|_| BrokerFailure::Unavailable)?);
         let mut resolve: Option<js_sys::Function> = None;
         let timeout = Promise::new(&mut |res, _| resolve = Some(res));
         let _timer = resolve.map(|r| {
@@ -104,7 +104,7 @@ impl<F: TokenSource<Key = ScopeSet>> BrokerTokens<F> {
         });
         match JsFuture::from(Promise::race(&js_sys::Array::of2(&answer, &timeout))).await {
             Ok(v) if v.as_string().as_deref() == Some("timeout") => Err(BrokerFailure::Timeout),
-            Ok(v) => serde_wasm_bindgen::from_value(v).map_err(|_| BrokerFailure::Unavailable),
+            Ok(v) => from_js::<BrokerAnswer>(v).ok_or(BrokerFailure::Unavailable),
             // workerd marks an overloaded object's errors `overloaded`: never retried.
             Err(e) if prop(&e, "overloaded").as_bool() == Some(true) => Err(BrokerFailure::Overloaded),
             Err(_) => Err(BrokerFailure::Unavailable),
@@ -182,8 +182,7 @@ impl<F: TokenSource<Key = ScopeSet>> BrokerTokens<F> {
     fn confirm_to_broker(&self, scope: &ScopeSet, generation: u64, keep_alive: &KeepAlive) {
         let Ok(stub) = self.stub(scope) else { return };
         let confirm = BrokerConfirm { scope: scope.as_str().to_owned(), generation };
-        let Ok(confirm) = serde_wasm_bindgen::to_value(&confirm) else { return };
-        if let Ok(p) = stub.confirm(&confirm) {
+        if let Ok(p) = stub.confirm(&to_js(&confirm)) {
             keep_alive.keep(&Promise::resolve(&p).catch(&self.ignore));
         }
     }

@@ -1,13 +1,12 @@
 //! The gateway's settings from the Worker's `env` (the broker object reads the same).
 //! Text settings are read as they are; the JSON ones (`GATEWAY_KEYS`, `GATEWAY_ROUTES`)
-//! go through the host's `JSON.parse` and the core's own `Deserialize`
-//! (serde-wasm-bindgen), and the core judges every one.
+//! go through the host's `JSON.parse` into the rows the core judges.
 
-use js_sys::JSON;
-use wasm_bindgen::JsValue;
+use js_sys::{Array, Object, JSON};
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::config::RawConfig;
-use crate::core::gateway::{GatewayConfig, GatewayEnv, JsonRows, Misconfigured};
+use crate::core::gateway::{GatewayConfig, GatewayEnv, JsonRows, Misconfigured, RowValue};
 use crate::core::secret::ClientSecret;
 use crate::glue::js::prop;
 
@@ -35,7 +34,43 @@ pub fn read_env(env: &JsValue) -> Result<GatewayConfig, Misconfigured> {
     .validate()
 }
 
-/// A JSON setting, in the shape the core judges.
+/// A JSON setting, in the shape the core judges: rows of flat members.
 fn rows(text: &str) -> JsonRows {
-    JSON::parse(text).ok().and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or(JsonRows::NotJson)
+    let Ok(value) = JSON::parse(text) else { return JsonRows::NotJson };
+    if !Array::is_array(&value) {
+        return if value.is_object() { JsonRows::Object } else { JsonRows::NotArray };
+    }
+    let rows: Array = value.unchecked_into();
+    JsonRows::Rows(
+        rows.iter()
+            .map(|row| {
+                if !row.is_object() || Array::is_array(&row) {
+                    return None;
+                }
+                let members = Object::entries(row.unchecked_ref::<Object>());
+                Some(
+                    members
+                        .iter()
+                        .filter_map(|pair| {
+                            let pair: Array = pair.unchecked_into();
+                            Some((pair.get(0).as_string()?, member(&pair.get(1))))
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn member(v: &JsValue) -> RowValue {
+    if let Some(t) = v.as_string() {
+        return RowValue::Text(t);
+    }
+    if Array::is_array(v) {
+        let list: Array = v.clone().unchecked_into();
+        if let Ok(items) = list.iter().map(|s| s.as_string().ok_or(())).collect::<Result<Vec<_>, _>>() {
+            return RowValue::List(items);
+        }
+    }
+    RowValue::Other
 }

@@ -9,6 +9,7 @@
 //! - `isolate.rs`: the isolate's own token cache (a `TokenSource`);
 //! - `broker.rs`: the fleet's broker, from an isolate (a `TokenSource` with a fallback);
 //! - `object.rs`: the broker Durable Object's logic (`Broker`);
+//! - `messages.rs`: the broker's RPC messages and storage record, to and from JS;
 //! - `host.js`: the per-request JS helpers (no policy).
 
 mod bindings;
@@ -18,11 +19,12 @@ mod env;
 mod forward;
 mod inbound;
 mod isolate;
+mod messages;
 mod object;
 
 use std::rc::Rc;
 
-use js_sys::{Promise, JSON};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -39,7 +41,7 @@ use self::isolate::IsolateTokens;
 use crate::core::cache::Info;
 use crate::core::error::VccError;
 use crate::core::gateway::{
-    header_list, health, misconfigured_json, preflight_headers, split_request_url, Decision, GatewayConfig,
+    header_list, health_json_about, misconfigured_json, preflight_headers, split_request_url, Decision, GatewayConfig,
     HealthAbout, Inbound, Misconfigured, Refusal, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
 };
 use crate::core::scope::ScopeSet;
@@ -244,8 +246,7 @@ impl Inner {
         }
     }
 
-    /// The `/healthz` body: the core's `Health`, serialized by serde-wasm-bindgen and the
-    /// host's `JSON.stringify`.
+    /// The `/healthz` body.
     fn health(&self, setup: &Setup) -> String {
         let mut scopes = setup.tokens.health();
         scopes.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -262,12 +263,6 @@ impl Inner {
             rate_limit: self.bindings.rate_limit.is_some(),
             keys: setup.config.key_list().collect(),
         };
-        let health = health(now_ms(), &scopes, &about);
-        let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true).serialize_missing_as_null(true);
-        serde::Serialize::serialize(&health, &s)
-            .ok()
-            .and_then(|v| JSON::stringify(&v).ok())
-            .and_then(|s| s.as_string())
-            .unwrap_or_else(|| String::from("{\"ok\":true}"))
+        health_json_about(now_ms(), &scopes, &about)
     }
 }

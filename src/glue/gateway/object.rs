@@ -17,7 +17,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::Promise;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -25,6 +24,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use super::bindings::DurableObjectState;
 use super::env::read_env;
 use super::isolate::IsolateTokens;
+use super::messages::{from_js, to_js};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::gateway::broker::{
     alarm_refreshes, BrokerAnswer, BrokerAsk, BrokerConfirm, BrokerRecord, BrokerRefusal, BrokerToken,
@@ -54,12 +54,6 @@ struct BrokerInner {
 }
 
 const RECORD: &str = "token";
-
-/// A message to JS: plain objects, `null` for what is absent.
-fn to_js(value: &impl Serialize) -> JsValue {
-    let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true).serialize_missing_as_null(true);
-    value.serialize(&s).unwrap_or(JsValue::UNDEFINED)
-}
 
 fn refusal_of(e: &VccError) -> BrokerRefusal {
     BrokerRefusal { error: e.code.as_str().into(), retry_after_ms: e.retry_after_ms, setting: None }
@@ -95,9 +89,7 @@ impl Broker {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let record = JsFuture::from(inner.state.storage().read(RECORD)?).await?;
-            let Ok(record) = serde_wasm_bindgen::from_value::<BrokerRecord>(record) else {
-                return Ok(JsValue::UNDEFINED);
-            };
+            let Some(record) = from_js::<BrokerRecord>(record) else { return Ok(JsValue::UNDEFINED) };
             let Ok(scope) = ScopeSet::parse(&record.scope) else { return Ok(JsValue::UNDEFINED) };
             if let Ok(tokens) = &inner.tokens {
                 let token =
@@ -116,9 +108,9 @@ impl Broker {
     pub fn token(&self, ask: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let answer = match serde_wasm_bindgen::from_value::<BrokerAsk>(ask) {
-                Ok(ask) => inner.token(ask).await,
-                Err(_) => refusal(&VccError::new(ErrorCode::InvalidConfig, "not a BrokerAsk")),
+            let answer = match from_js::<BrokerAsk>(ask) {
+                Some(ask) => inner.token(ask).await,
+                None => refusal(&VccError::new(ErrorCode::InvalidConfig, "not a BrokerAsk")),
             };
             Ok(to_js(&answer))
         })
@@ -127,7 +119,7 @@ impl Broker {
     /// An isolate saw a generation work (a `BrokerConfirm`): ends the probation a
     /// rejection began.
     pub fn confirm(&self, confirm: JsValue) {
-        let Ok(c) = serde_wasm_bindgen::from_value::<BrokerConfirm>(confirm) else { return };
+        let Some(c) = from_js::<BrokerConfirm>(confirm) else { return };
         if let (Ok(tokens), Ok(scope)) = (&self.inner.tokens, ScopeSet::parse(&c.scope)) {
             tokens.with_cache(|cache| cache.confirm_generation(&scope, c.generation));
         }
