@@ -82,7 +82,7 @@ fuzz:
 
 # The gateway in workerd (Miniflare) under steady load while tokens expire every 5 s, are
 # revoked at random and the token endpoint fails 10 % of the time; exits 1 unless it
-# passes (README, "Proof under load"). SOAK_S=60 for a short run, SOAK_RATE=req/s.
+# passes (docs/testing.md, "The soak"). SOAK_S=60 for a short run, SOAK_RATE=req/s.
 soak: gateway emulator
 	scripts/with-emulator.sh node bench/soak.mjs
 

@@ -12,7 +12,7 @@
 // default 15). Prints medians and the B/A ratios; no verdict.
 import { rmSync } from "node:fs";
 import autocannon from "autocannon";
-import { EMU, gatewayVars, mintKey, newClient } from "../tests/gateway/helpers.mjs";
+import { gatewayVars, mintKey, newClient } from "../tests/gateway/helpers.mjs";
 import { bundle, coldStart, cpuSeconds, serve } from "./workerd.mjs";
 
 const [dirA, dirB] = process.argv.slice(2);

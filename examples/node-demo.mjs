@@ -1,4 +1,4 @@
-// `make demo` (until the gateway and page land): VccClient in Node against the local
+// `make demo-node`: VccClient in Node against the local
 // VCC emulator with 5-second tokens, so refresh-ahead, single-flight, 401 recovery and
 // "keep serving while the token endpoint is down" all happen within half a minute.
 // Ctrl-C stops it; DEMO_SECONDS sets its length (default 30).

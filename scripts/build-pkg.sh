@@ -11,7 +11,7 @@ say() { printf '[pkg] %s\n' "$*" >&2; }
 out=pkg features=()
 if [ "${1:-}" = "--gateway" ]; then
   # No VccClient: a Worker never runs it, and workerd compiles the whole module at
-  # each cold start (the README's cold start paragraph has the figures).
+  # each cold start (docs/performance.md has the figures).
   out=worker/build features=(--no-default-features --features gateway)
   # Its own target dir: the two feature sets would otherwise rebuild each other, and
   # target/wasm32-unknown-unknown/release/vcc_auth.wasm stays the npm build (make bench).
