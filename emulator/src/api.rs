@@ -284,7 +284,9 @@ pub async fn api(
     }
     let mut response = if let Some(location) = &faults.api_redirect {
         redirect(faults.redirect_status.unwrap_or(307), location)
-    } else if faults.invalid_token_always {
+    } else if faults.invalid_token_always
+        || faults.invalid_token_path.as_deref().is_some_and(|p| path == p || path.starts_with(&[p, "/"].concat()))
+    {
         invalid_token()
     } else if faults.api401_body_bytes > 0 {
         huge_401(faults.api401_body_bytes, faults.api_stall_ms)
@@ -298,10 +300,12 @@ pub async fn api(
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
         let (head, tail) = bytes.split_at(bytes.len() / 2);
-        let slow = slow_body(Bytes::copy_from_slice(head), 0, Bytes::copy_from_slice(tail), faults.api_stall_ms);
+        let pad = faults.api_stall_pad;
+        let slow = slow_body(Bytes::copy_from_slice(head), pad, Bytes::copy_from_slice(tail), faults.api_stall_ms);
         response = Response::from_parts(parts, slow);
         if faults.api_stall_sized {
-            response.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes.len()));
+            let length = bytes.len() as u64 + pad;
+            response.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
         } else {
             response.headers_mut().remove(header::CONTENT_LENGTH);
         }

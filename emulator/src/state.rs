@@ -57,8 +57,14 @@ pub struct Faults {
     /// With `api_stall_ms`: keep the answer's `Content-Length` (a body of known size that
     /// stalls), where by default the stalled answer is chunked.
     pub api_stall_sized: bool,
+    /// With `api_stall_ms`: this many bytes of `x` after the stall (in the middle of the
+    /// answer, counted in its `Content-Length`): a long answer that stalls.
+    pub api_stall_pad: u64,
     /// Answer every API request with 401 `invalid_token`, whatever the token.
     pub invalid_token_always: bool,
+    /// Answer API requests under this path with 401 `invalid_token`, whatever the
+    /// token, while every other path works: a path that says 401 for reasons of its own.
+    pub invalid_token_path: Option<String>,
     /// Answer this percentage of token requests (at random) with 500: a flaky endpoint
     /// for the soak test.
     pub token_fail_percent: u32,
