@@ -90,64 +90,80 @@ export async function serve(b, bindings, { broker = false, rateLimit = false, in
   return { mf, pid, base: url.href.replace(/\/$/, "") };
 }
 
-/** One cold start of a bundle in workerd itself: the milliseconds from spawning the
- *  process to its socket listening (`start`: process, script and wasm module load,
- *  module-scope code), then to the first answer to `path` (`first`), and its status.
- *  Not through Miniflare: its Node side encodes the whole config, the bundle's bytes
- *  included, before workerd starts, at a cost that grows with the bundle (measured: 62
- *  against 32 ms of Node CPU per start for the gateway's bundle and the pass-through's)
- *  and that no isolate pays. The config is the one Miniflare would give: the bundle's
- *  modules, `bindings` as text, the same compatibility date. */
-export async function coldStart(b, bindings, path, headers = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "bench-cold-"));
-  try {
-    const files = readdirSync(b.out).filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
-    // index.js first: workerd's main module is the first in the list.
-    files.sort((x, y) => (x === "index.js" ? -1 : y === "index.js" ? 1 : 0));
-    const text = (v) => {
-      if (!/^[\x20-\x7e]*$/.test(v)) throw new Error("coldStart: a binding or file name that is not printable ASCII");
-      return JSON.stringify(v); // the same escapes as Cap'n Proto text for printable ASCII
-    };
-    const modules = files.map(
-      (f) => `(name = ${text(f)}, ${f.endsWith(".wasm") ? "wasm" : "esModule"} = embed ${text(relative(dir, join(b.out, f)))})`,
-    );
-    const binds = Object.entries(bindings).map(([k, v]) => `(name = ${text(k)}, text = ${text(String(v))})`);
-    writeFileSync(
-      join(dir, "config.capnp"),
-      `using Workerd = import "/workerd/workerd.capnp";
+/** Starts the workerd binary itself on a bundle, as a deployed Worker runs: no
+ *  Miniflare entry worker or wrangler proxy in front (both re-frame answers: a body cut
+ *  short reaches their callers as a complete, chunked one). The config is the one
+ *  Miniflare would give: the bundle's modules, `bindings` as text, the same
+ *  compatibility date, outbound fetch to any address (the emulator is on loopback).
+ *  Resolves once it listens: `{ base, spawnedAt, listeningAt, output, stop }`. */
+export async function startWorkerd(b, bindings) {
+  const dir = mkdtempSync(join(tmpdir(), "bench-workerd-"));
+  const files = readdirSync(b.out).filter((f) => f.endsWith(".js") || f.endsWith(".wasm"));
+  // index.js first: workerd's main module is the first in the list.
+  files.sort((x, y) => (x === "index.js" ? -1 : y === "index.js" ? 1 : 0));
+  const text = (v) => {
+    if (!/^[\x20-\x7e]*$/.test(v)) throw new Error("startWorkerd: a binding or file name that is not printable ASCII");
+    return JSON.stringify(v); // the same escapes as Cap'n Proto text for printable ASCII
+  };
+  const modules = files.map(
+    (f) => `(name = ${text(f)}, ${f.endsWith(".wasm") ? "wasm" : "esModule"} = embed ${text(relative(dir, join(b.out, f)))})`,
+  );
+  const binds = Object.entries(bindings).map(([k, v]) => `(name = ${text(k)}, text = ${text(String(v))})`);
+  writeFileSync(
+    join(dir, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [(name = "main", worker = (modules = [${modules.join(", ")}], compatibilityDate = "${COMPATIBILITY_DATE}", bindings = [${binds.join(", ")}]))],
+  services = [
+    (name = "main", worker = (modules = [${modules.join(", ")}], compatibilityDate = "${COMPATIBILITY_DATE}", bindings = [${binds.join(", ")}])),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
   sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
 );
 `,
-    );
-    const t0 = performance.now();
-    const p = spawn(WORKERD, ["serve", "--control-fd=3", join(dir, "config.capnp")], { stdio: ["ignore", "ignore", "pipe", "pipe"] });
-    let said = "";
-    p.stderr.on("data", (d) => {
-      if (said.length < 8192) said += d;
-    });
-    try {
-      const port = await new Promise((resolve, reject) => {
-        createInterface(p.stdio[3]).on("line", (line) => {
-          const m = JSON.parse(line);
-          if (m.event === "listen") resolve(m.port);
-        });
-        p.once("exit", (code) => reject(new Error(`workerd exited (${code}) before listening: ${said}`)));
-      });
-      const t1 = performance.now();
-      const r = await fetch(`http://127.0.0.1:${port}${path}`, { headers });
-      await r.arrayBuffer();
-      return { start: t1 - t0, first: performance.now() - t1, status: r.status };
-    } finally {
-      if (p.exitCode === null) {
-        const exited = new Promise((r) => p.once("exit", r));
-        p.kill();
-        await exited;
-      }
+  );
+  const spawnedAt = performance.now();
+  const p = spawn(WORKERD, ["serve", "--control-fd=3", join(dir, "config.capnp")], { stdio: ["ignore", "pipe", "pipe", "pipe"] });
+  const out = { text: "" };
+  for (const s of [p.stdout, p.stderr]) s.on("data", (d) => (out.text = (out.text + d).slice(-65536)));
+  const stop = async () => {
+    if (p.exitCode === null) {
+      const exited = new Promise((r) => p.once("exit", r));
+      p.kill();
+      await exited;
     }
-  } finally {
     rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const port = await new Promise((resolve, reject) => {
+      createInterface(p.stdio[3]).on("line", (line) => {
+        const m = JSON.parse(line);
+        if (m.event === "listen") resolve(m.port);
+      });
+      p.once("exit", (code) => reject(new Error(`workerd exited (${code}) before listening: ${out.text}`)));
+    });
+    return { base: `http://127.0.0.1:${port}`, spawnedAt, listeningAt: performance.now(), output: out, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** One cold start of a bundle in workerd itself (`startWorkerd`): the milliseconds from
+ *  spawning the process to its socket listening (`start`: process, script and wasm
+ *  module load, module-scope code), then to the first answer to `path` (`first`), and
+ *  its status. Not through Miniflare: its Node side encodes the whole config, the
+ *  bundle's bytes included, before workerd starts, at a cost that grows with the bundle
+ *  (measured: 62 against 32 ms of Node CPU per start for the gateway's bundle and the
+ *  pass-through's) and that no isolate pays. */
+export async function coldStart(b, bindings, path, headers = {}) {
+  const w = await startWorkerd(b, bindings);
+  try {
+    const t1 = performance.now();
+    const r = await fetch(`${w.base}${path}`, { headers });
+    await r.arrayBuffer();
+    return { start: w.listeningAt - w.spawnedAt, first: performance.now() - t1, status: r.status };
+  } finally {
+    await w.stop();
   }
 }
 
