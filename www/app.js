@@ -101,7 +101,7 @@ export function explain(status, body, api, retryAfter) {
       case "body_timeout":
         return words("The request body took too long to arrive.", "Try again; the gateway's BODY_TIMEOUT_MS setting is the limit.");
       case "body_too_large":
-        return words("The request body is too large.", "The gateway forwards at most 1 MiB (VCC itself takes 100 KB).");
+        return words("The request body is too large.", "The gateway forwards at most 100 KiB (VCC itself takes 100 KB).");
       case "bad_request":
         return words("The gateway could not read the request.", "Try again.");
       case "gateway_misconfigured":
@@ -118,6 +118,8 @@ export function explain(status, body, api, retryAfter) {
         );
       case "upstream_unreachable":
         return words("The gateway could not reach VCC.", "Try again in a moment; check VCC_REGION or VCC_API_BASE_URL if it persists.");
+      case "gateway_busy":
+        return words("The gateway is busy.", `It holds as many request bodies as it may at once. Try again in ${wait("a second")}.`);
       case "upstream_incomplete":
         return words("VCC's answer broke off before its end.", "Try again in a moment; the network between the gateway and VCC cut it.");
       case "upstream_redirect":

@@ -408,6 +408,7 @@ pub fn settings(data: &[u8]) {
         rate_limit_period: some(period),
         upstream_timeout_ms: some(upstream),
         body_timeout_ms: some(body),
+        body_buffer_limit: None,
         refresh_ahead_ms: some(ahead),
         expiry_margin_ms: some(margin),
     };

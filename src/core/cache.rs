@@ -111,13 +111,50 @@ struct Entry<W> {
     /// No background refresh before this time (after a failed one).
     retry_at: u64,
     /// The token (cached or coming) replaces one VCC rejected, and has not yet been
-    /// seen to work: if VCC rejects it too, a new token is not what is missing.
-    probation: bool,
-    /// Rejections of tokens on probation in a row; sets the cooldown's length.
-    rejected_streak: u32,
-    /// No token request before this time (a token storm's brake).
+    /// seen to work: the caller whose rejection started it. If another caller sees it
+    /// rejected too, a new token is not what is missing (a storm).
+    probation: Option<Box<str>>,
+    /// Storms in a row; sets the scope's cooldown.
+    storm_streak: u32,
+    /// No token request before this time (a token storm's brake, for every caller).
     cooldown_until: u64,
+    /// The latest send time of a call the current token was seen to work for: a 401 to
+    /// a call sent no later says nothing against the token (the path's, or the caller's).
+    confirmed_sent_at: u64,
+    /// A shared cache this one copies (the broker) says the current token is not a
+    /// fresh replacement: a rejection of it is a revocation, never a storm's sign.
+    vouched: bool,
+    /// Each caller's own brake (see [`Brake`]).
+    brakes: LiteMap<Box<str>, Brake>,
     info: Info,
+}
+
+/// One caller's storm brake: what one caller's 401s do stays with that caller.
+#[derive(Clone, Copy, Debug, Default)]
+struct Brake {
+    /// This caller's last rejection dropped a token, and it has not seen one work since.
+    probation: bool,
+    /// Its rejections on probation in a row.
+    streak: u32,
+    /// Its calls are refused until then.
+    cooldown_until: u64,
+}
+
+/// How many callers' brakes a key keeps. Past it, a new caller gets none (the scope's
+/// storm rule still holds): a flood of callers cannot grow the cache.
+const MAX_BRAKES: usize = 256;
+
+/// What a rejection ([`TokenCache::invalidate_if`]) did.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// The token was the current one and is gone: try again with a new one.
+    Dropped,
+    /// Another caller had already replaced it: try again with the current one.
+    Stale,
+    /// The token worked for a call sent no earlier than the rejected one: the 401 is
+    /// the path's (or the caller's), not the token's. It stays; a retry would not help.
+    Works,
 }
 
 impl<W> Default for Entry<W> {
@@ -128,9 +165,12 @@ impl<W> Default for Entry<W> {
             flight: None,
             consecutive_failures: 0,
             retry_at: 0,
-            probation: false,
-            rejected_streak: 0,
+            probation: None,
+            storm_streak: 0,
             cooldown_until: 0,
+            confirmed_sent_at: 0,
+            vouched: false,
+            brakes: LiteMap::new(),
             info: Info::default(),
         }
     }
@@ -168,8 +208,10 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
         self.margins
     }
 
-    /// Decides what a caller wanting a token for `key` at `now` must do.
-    pub fn get(&mut self, key: &K, now: u64) -> Plan {
+    /// Decides what `caller` (a key id, a person; `""` for one that is not told apart,
+    /// such as a refresh timer) wanting a token for `key` at `now` must do. A caller
+    /// whose own brake is on is refused whatever is cached.
+    pub fn get(&mut self, key: &K, caller: &str, now: u64) -> Plan {
         if !self.entries.contains_key(key) {
             self.entries.insert(key.clone(), Entry::default());
         }
@@ -178,6 +220,9 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
         let Some(e) = self.entries.get_mut(key) else {
             return Plan::Use;
         };
+        if let Some(until) = e.brakes.get(caller).map(|b| b.cooldown_until).filter(|u| now < *u) {
+            return Plan::Cooldown(until);
+        }
         let mut start = |e: &mut Entry<W>| {
             let id = *next;
             *next += 1;
@@ -255,6 +300,8 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
                 e.consecutive_failures = 0;
                 e.retry_at = 0;
                 e.serial += 1;
+                e.confirmed_sent_at = 0;
+                e.vouched = false;
                 let value = token.value.clone();
                 e.token = Some(token);
                 Finished { waiters, outcome: Ok(value), event }
@@ -291,70 +338,117 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
         }
     }
 
-    /// VCC answered 401 `invalid_token` to `rejected`: drops it, but only if it is still
-    /// the cached token (one that another caller has already replaced must not be
-    /// thrown away). Returns whether it was dropped.
+    /// VCC answered 401 `invalid_token` to `rejected`, used by `caller` in a call sent
+    /// at `sent_at`. It is dropped only if it is still the cached token (one another
+    /// caller has already replaced must not be thrown away: [`Rejected::Stale`]) and it
+    /// has not worked for a call sent since ([`Rejected::Works`]: the 401 is the path's).
     ///
-    /// A token storm's brake: when the rejected token was itself a replacement for a
-    /// rejected one and was never seen to work ([`TokenCache::confirm`]), a new token
-    /// is not what is missing (a revoked client, a broken tenant, skewed clocks), so the
-    /// key cools down before its next token request: 1 s, doubling to 60 s.
-    pub fn invalidate_if(&mut self, key: &K, rejected: &AccessToken, now: u64) -> bool {
-        self.reject_where(key, now, |t, _| &t.value == rejected)
+    /// The storm brake, one per caller and one for the key: when a rejected token was
+    /// itself a replacement for one this caller's rejection dropped, and was never seen
+    /// to work, this caller cools down (1 s, doubling to 60 s): its calls are refused,
+    /// and its 401s cost no more tokens. When it was a replacement for one *another*
+    /// caller's rejection dropped, two callers agree that fresh tokens die (a revoked
+    /// client, a broken tenant, skewed clocks), so the whole key cools down before its
+    /// next token request.
+    pub fn invalidate_if(&mut self, key: &K, caller: &str, rejected: &AccessToken, sent_at: u64, now: u64) -> Rejected {
+        self.reject_where(key, caller, sent_at, now, |t, _| &t.value == rejected)
     }
 
     /// [`Self::invalidate_if`] by generation (the serial [`Self::current`] gives): for a
     /// cache shared by many callers that hold a generation rather than the token (the
     /// gateway's broker). However many callers report generation `n`, it is dropped
     /// once; a newer token stays.
-    pub fn invalidate_generation(&mut self, key: &K, generation: u64, now: u64) -> bool {
-        self.reject_where(key, now, |_, serial| serial == generation)
+    pub fn invalidate_generation(
+        &mut self,
+        key: &K,
+        caller: &str,
+        generation: u64,
+        sent_at: u64,
+        now: u64,
+    ) -> Rejected {
+        self.reject_where(key, caller, sent_at, now, |_, serial| serial == generation)
     }
 
-    fn reject_where(&mut self, key: &K, now: u64, is_rejected: impl Fn(&Token, u64) -> bool) -> bool {
-        let Some(e) = self.entries.get_mut(key) else { return false };
+    fn reject_where(
+        &mut self,
+        key: &K,
+        caller: &str,
+        sent_at: u64,
+        now: u64,
+        is_rejected: impl Fn(&Token, u64) -> bool,
+    ) -> Rejected {
+        let Some(e) = self.entries.get_mut(key) else { return Rejected::Stale };
         if !e.token.as_ref().is_some_and(|t| is_rejected(t, e.serial)) {
-            return false;
+            return Rejected::Stale;
+        }
+        if e.confirmed_sent_at > 0 && e.confirmed_sent_at >= sent_at {
+            return Rejected::Works;
         }
         e.token = None;
         e.retry_at = 0;
-        if e.probation {
-            e.rejected_streak += 1;
-            e.cooldown_until = now + RetryPolicy::rejected_cooldown(e.rejected_streak);
-            e.info.last_error =
-                Some(VccError::new(super::error::ErrorCode::TokenRejected, "VCC rejected a token it had just issued"));
+        let rejected =
+            || Some(VccError::new(super::error::ErrorCode::TokenRejected, "VCC rejected a token it had just issued"));
+        let fresh = !std::mem::take(&mut e.vouched);
+        if e.brakes.len() < MAX_BRAKES || e.brakes.contains_key(caller) {
+            let brake = e.brakes.entry(caller.into()).or_default();
+            if brake.probation && fresh {
+                brake.streak += 1;
+                brake.cooldown_until = now + RetryPolicy::rejected_cooldown(brake.streak);
+                e.info.last_error = rejected();
+            }
+            brake.probation = true;
         }
-        e.probation = true;
-        true
+        if fresh && e.probation.as_deref().is_some_and(|first| first != caller) {
+            e.storm_streak += 1;
+            e.cooldown_until = now + RetryPolicy::rejected_cooldown(e.storm_streak);
+            e.info.last_error = rejected();
+        }
+        e.probation = Some(caller.into());
+        Rejected::Dropped
     }
 
-    /// An API accepted `token`: if it was on probation, the rejection streak is over.
-    /// Cheap when nothing is on probation (the common case, once per request).
-    pub fn confirm(&mut self, key: &K, token: &AccessToken) {
-        if let Some(e) = self.entries.get_mut(key) {
-            if e.probation && e.token.as_ref().is_some_and(|t| &t.value == token) {
-                e.probation = false;
-                e.rejected_streak = 0;
-                e.cooldown_until = 0;
-            }
-        }
+    /// An API accepted `token` in a call `caller` sent at `sent_at`: a rejection of a
+    /// call sent no later is not the token's, and if the token was on probation, the
+    /// key's storm streak and `caller`'s are over. Cheap when there is nothing to end
+    /// (the common case, once per request).
+    pub fn confirm(&mut self, key: &K, caller: &str, token: &AccessToken, sent_at: u64) {
+        self.confirm_where(key, caller, sent_at, |t, _| &t.value == token)
     }
 
     /// [`Self::confirm`] by generation.
-    pub fn confirm_generation(&mut self, key: &K, generation: u64) {
-        if let Some(e) = self.entries.get_mut(key) {
-            if e.probation && e.token.is_some() && e.serial == generation {
-                e.probation = false;
-                e.rejected_streak = 0;
-                e.cooldown_until = 0;
-            }
+    pub fn confirm_generation(&mut self, key: &K, caller: &str, generation: u64, sent_at: u64) {
+        self.confirm_where(key, caller, sent_at, |_, serial| serial == generation)
+    }
+
+    fn confirm_where(&mut self, key: &K, caller: &str, sent_at: u64, works: impl Fn(&Token, u64) -> bool) {
+        let Some(e) = self.entries.get_mut(key) else { return };
+        if !e.token.as_ref().is_some_and(|t| works(t, e.serial)) {
+            return;
+        }
+        e.confirmed_sent_at = e.confirmed_sent_at.max(sent_at);
+        if e.probation.is_some() {
+            e.probation = None;
+            e.storm_streak = 0;
+            e.cooldown_until = 0;
+        }
+        if let Some(b) = e.brakes.get_mut(caller) {
+            *b = Brake::default();
+        }
+    }
+
+    /// Marks `key`'s current token as vouched for by the shared cache it was copied
+    /// from (the broker says it is not on probation): rejecting it then counts as a
+    /// revocation (a new token, and a retry), never toward a brake.
+    pub fn vouch(&mut self, key: &K) {
+        if let Some(e) = self.entries.get_mut(key).filter(|e| e.token.is_some()) {
+            e.vouched = true;
         }
     }
 
     /// Whether `key`'s token replaces a rejected one and has not yet been seen to work:
     /// the broker asks the isolates that use such a token to say when it works.
     pub fn on_probation(&self, key: &K) -> bool {
-        self.entries.get(key).is_some_and(|e| e.probation)
+        self.entries.get(key).is_some_and(|e| e.probation.is_some())
     }
 
     /// Puts back a token kept in storage, with its generation, if `key` has none (a
@@ -401,7 +495,9 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
     pub fn info(&self, key: &K) -> Option<Info> {
         let e = self.entries.get(key)?;
         let mut info = e.info.clone();
-        info.cooldown_until = Some(e.cooldown_until).filter(|until| *until > 0);
+        // The longest brake on: the key's, or a caller's.
+        let until = e.brakes.iter().map(|(_, b)| b.cooldown_until).fold(e.cooldown_until, u64::max);
+        info.cooldown_until = Some(until).filter(|until| *until > 0);
         if let Some(t) = &e.token {
             info.obtained_at = Some(t.obtained_at);
             info.expires_at = Some(t.expires_at);
@@ -418,6 +514,7 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
 
 #[cfg(test)]
 mod tests {
+    use super::Rejected;
     use super::*;
     use crate::core::error::ErrorCode;
 
@@ -434,25 +531,25 @@ mod tests {
     #[test]
     fn never_served_at_its_expiry_instant_even_in_a_refresh_backoff() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 5_000)), 0);
         // Inside the hard margin (500 ms): a refresh, which fails; the backoff (1 s)
         // outlasts the token.
-        let Plan::Fetch(r) = c.get(&"k", 4_600) else { panic!() };
+        let Plan::Fetch(r) = c.get(&"k", "", 4_600) else { panic!() };
         let f = c.finish(&"k", r, Err(net_err()), 4_600);
         assert!(matches!(f.event, Event::RefreshFailed(_)));
-        assert_eq!(c.get(&"k", 4_999), Plan::Use, "still valid: served during the backoff");
-        assert!(matches!(c.get(&"k", 5_000), Plan::Fetch(_)), "at its expiry instant it is gone");
+        assert_eq!(c.get(&"k", "", 4_999), Plan::Use, "still valid: served during the backoff");
+        assert!(matches!(c.get(&"k", "", 5_000), Plan::Fetch(_)), "at its expiry instant it is gone");
         assert!(c.current(&"k").is_none());
     }
 
     #[test]
     fn concurrent_cold_callers_share_one_flight() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
         c.wait(&"k", id.id(), 0).unwrap();
         for i in 1..1000 {
-            assert_eq!(c.get(&"k", 1), Plan::Wait(id.id()));
+            assert_eq!(c.get(&"k", "", 1), Plan::Wait(id.id()));
             c.wait(&"k", id.id(), i).unwrap();
         }
         let flight = id.id();
@@ -460,7 +557,7 @@ mod tests {
         assert_eq!(f.waiters.len(), 1000);
         assert_eq!(f.outcome.unwrap().expose(), "A");
         assert_eq!(f.event, Event::Fetched);
-        assert_eq!(c.get(&"k", 6), Plan::Use);
+        assert_eq!(c.get(&"k", "", 6), Plan::Use);
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "A");
         // the flight is over: late waiters are handed back
         assert_eq!(c.wait(&"k", flight, 7), Err(7));
@@ -470,15 +567,15 @@ mod tests {
     #[test]
     fn refresh_ahead_serves_cached_and_starts_exactly_one_background_refresh() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 5_000)), 0);
         assert_eq!(c.next_wakeup(&"k"), Some(2_500));
-        assert_eq!(c.get(&"k", 2_499), Plan::Use);
-        let Plan::UseAndRefresh(r) = c.get(&"k", 2_500) else { panic!() };
-        assert_eq!(c.get(&"k", 2_600), Plan::Use, "only one background refresh");
+        assert_eq!(c.get(&"k", "", 2_499), Plan::Use);
+        let Plan::UseAndRefresh(r) = c.get(&"k", "", 2_500) else { panic!() };
+        assert_eq!(c.get(&"k", "", 2_600), Plan::Use, "only one background refresh");
         assert_eq!(c.next_wakeup(&"k"), None, "no timer while a flight runs");
         // inside the hard margin callers wait for the flight already running
-        assert_eq!(c.get(&"k", 4_600), Plan::Wait(r.id()));
+        assert_eq!(c.get(&"k", "", 4_600), Plan::Wait(r.id()));
         let f = c.finish(&"k", r, Ok(tok("B", 2_500, 5_000)), 2_700);
         assert_eq!(f.event, Event::Refreshed);
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
@@ -492,7 +589,7 @@ mod tests {
         let mut requests = 0;
         let mut now = 0;
         while now < 20_000 {
-            match c.get(&"k", now) {
+            match c.get(&"k", "", now) {
                 Plan::Use => {}
                 Plan::UseAndRefresh(id) | Plan::Fetch(id) => {
                     requests += 1;
@@ -508,10 +605,10 @@ mod tests {
     #[test]
     fn failed_refresh_keeps_serving_a_valid_token_then_retries_later() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 10_000)), 0);
         // hard margin at 9 s: callers wait for the fetch...
-        let Plan::Fetch(id) = c.get(&"k", 9_100) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 9_100) else { panic!() };
         c.wait(&"k", id.id(), 1).unwrap();
         let f = c.finish(&"k", id, Err(net_err()), 9_200);
         // ...which failed, so they get the still-valid cached token
@@ -519,10 +616,10 @@ mod tests {
         assert!(matches!(f.event, Event::RefreshFailed(_)));
         assert_eq!(c.info(&"k").unwrap().last_error.unwrap().code, ErrorCode::Network);
         // and the next caller within the backoff does not hammer the endpoint
-        assert_eq!(c.get(&"k", 9_300), Plan::Use);
+        assert_eq!(c.get(&"k", "", 9_300), Plan::Use);
         assert_eq!(c.next_wakeup(&"k"), Some(10_200));
         // once expired, the error surfaces
-        let Plan::Fetch(id) = c.get(&"k", 10_000) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 10_000) else { panic!() };
         let f = c.finish(&"k", id, Err(net_err()), 10_100);
         assert_eq!(f.outcome.unwrap_err().code, ErrorCode::Network);
         assert!(c.current(&"k").is_none());
@@ -532,31 +629,31 @@ mod tests {
     #[test]
     fn invalidate_only_if_same_token() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
         c.finish(&"k", id, Ok(tok("A", 0, 60_000)), 0);
         let a = c.current(&"k").unwrap().0.value.clone();
         // another caller already replaced A with B
         c.invalidate(Some(&"k"));
-        let Plan::Fetch(id) = c.get(&"k", 1) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 1) else { panic!() };
         c.finish(&"k", id, Ok(tok("B", 1, 60_000)), 1);
-        assert!(!c.invalidate_if(&"k", &a, 1), "a stale rejection must not drop B");
+        assert_ne!(c.invalidate_if(&"k", "", &a, 1, 1), Rejected::Dropped, "a stale rejection must not drop B");
         assert_eq!(c.current(&"k").unwrap().0.value.expose(), "B");
         let b = c.current(&"k").unwrap().0.value.clone();
-        assert!(c.invalidate_if(&"k", &b, 2));
-        assert!(matches!(c.get(&"k", 2), Plan::Fetch(_)));
+        assert_eq!(c.invalidate_if(&"k", "", &b, 2, 2), Rejected::Dropped);
+        assert!(matches!(c.get(&"k", "", 2), Plan::Fetch(_)));
     }
 
     #[test]
     fn keys_are_independent_and_serial_tracks_changes() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(a) = c.get(&"a", 0) else { panic!() };
-        let Plan::Fetch(b) = c.get(&"b", 0) else { panic!() };
+        let Plan::Fetch(a) = c.get(&"a", "", 0) else { panic!() };
+        let Plan::Fetch(b) = c.get(&"b", "", 0) else { panic!() };
         assert_ne!(a, b);
         c.finish(&"a", a, Ok(tok("A", 0, 60_000)), 0);
-        assert_eq!(c.get(&"b", 1), Plan::Wait(b.id()));
+        assert_eq!(c.get(&"b", "", 1), Plan::Wait(b.id()));
         let s1 = c.current(&"a").unwrap().1;
         c.invalidate(None);
-        let Plan::Fetch(a2) = c.get(&"a", 2) else { panic!() };
+        let Plan::Fetch(a2) = c.get(&"a", "", 2) else { panic!() };
         c.finish(&"a", a2, Ok(tok("A2", 2, 60_000)), 2);
         assert!(c.current(&"a").unwrap().1 > s1);
         assert_eq!(c.keys().count(), 2);
@@ -565,34 +662,34 @@ mod tests {
     #[test]
     fn an_abandoned_flight_is_replaced_and_its_late_result_still_counts() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(a) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(a) = c.get(&"k", "", 0) else { panic!() };
         c.wait(&"k", a.id(), 1).unwrap();
         c.wait(&"k", a.id(), 2).unwrap();
         assert_eq!(c.abandon(&"k", a.id()), vec![1, 2]);
         assert_eq!(c.abandon(&"k", a.id()), Vec::<u32>::new(), "only once");
-        let Plan::Fetch(b) = c.get(&"k", 1) else { panic!("a fresh flight") };
+        let Plan::Fetch(b) = c.get(&"k", "", 1) else { panic!("a fresh flight") };
         assert_ne!(a, b);
         assert_eq!(c.abandon(&"k", a.id()), Vec::<u32>::new(), "a stale id leaves the new flight alone");
-        assert_eq!(c.get(&"k", 2), Plan::Wait(b.id()));
+        assert_eq!(c.get(&"k", "", 2), Plan::Wait(b.id()));
         // the abandoned flight finishing late still stores a good token, wakes nobody
         assert!(c.finish(&"k", a, Ok(tok("A", 0, 60_000)), 3).waiters.is_empty());
-        assert_eq!(c.get(&"k", 4), Plan::Use);
+        assert_eq!(c.get(&"k", "", 4), Plan::Use);
     }
 
     #[test]
     fn finishing_an_unknown_flight_wakes_nobody() {
         let mut c = Cache::new(Margins::default());
-        let Plan::Fetch(id) = c.get(&"k", 0) else { panic!() };
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
         c.wait(&"k", id.id(), 1).unwrap();
         let f = c.finish(&"k", Ticket(id.id() + 100), Ok(tok("X", 0, 60_000)), 0);
         assert!(f.waiters.is_empty());
-        assert_eq!(c.get(&"k", 1), Plan::Use);
+        assert_eq!(c.get(&"k", "", 1), Plan::Use);
         // the real flight still holds its waiter
         assert_eq!(c.finish(&"k", id, Ok(tok("Y", 0, 60_000)), 1).waiters, vec![1]);
     }
 
     fn fetch_ok(c: &mut Cache, text: &str, now: u64) -> AccessToken {
-        let Plan::Fetch(id) = c.get(&"k", now) else { panic!("expected a fetch at {now}") };
+        let Plan::Fetch(id) = c.get(&"k", "", now) else { panic!("expected a fetch at {now}") };
         c.finish(&"k", id, Ok(tok(text, now, 3_600_000)), now);
         c.current(&"k").unwrap().0.value.clone()
     }
@@ -602,34 +699,34 @@ mod tests {
         let mut c = Cache::new(Margins::default());
         let a = fetch_ok(&mut c, "A", 0);
         // A revoked token: drop it and fetch one replacement, no cooldown.
-        assert!(c.invalidate_if(&"k", &a, 10));
+        assert_eq!(c.invalidate_if(&"k", "", &a, 10, 10), Rejected::Dropped);
         let b = fetch_ok(&mut c, "B", 10);
         // The replacement is rejected too: a new token is not what is missing.
-        assert!(c.invalidate_if(&"k", &b, 20));
-        assert_eq!(c.get(&"k", 21), Plan::Cooldown(1_020));
-        assert_eq!(c.get(&"k", 1_019), Plan::Cooldown(1_020), "no token request inside the window");
+        assert_eq!(c.invalidate_if(&"k", "", &b, 20, 20), Rejected::Dropped);
+        assert_eq!(c.get(&"k", "", 21), Plan::Cooldown(1_020));
+        assert_eq!(c.get(&"k", "", 1_019), Plan::Cooldown(1_020), "no token request inside the window");
         assert_eq!(c.info(&"k").unwrap().last_error.unwrap().code, crate::core::error::ErrorCode::TokenRejected);
         assert_eq!(c.info(&"k").unwrap().cooldown_until, Some(1_020));
         let c2 = fetch_ok(&mut c, "C", 1_020);
-        assert!(c.invalidate_if(&"k", &c2, 1_030));
-        assert_eq!(c.get(&"k", 1_031), Plan::Cooldown(3_030), "the second cooldown is twice as long");
+        assert_eq!(c.invalidate_if(&"k", "", &c2, 1_030, 1_030), Rejected::Dropped);
+        assert_eq!(c.get(&"k", "", 1_031), Plan::Cooldown(3_030), "the second cooldown is twice as long");
         // A stale rejection of an older token neither drops anything nor extends it.
-        assert!(!c.invalidate_if(&"k", &b, 1_040));
-        assert_eq!(c.get(&"k", 1_041), Plan::Cooldown(3_030));
+        assert_ne!(c.invalidate_if(&"k", "", &b, 1_040, 1_040), Rejected::Dropped);
+        assert_eq!(c.get(&"k", "", 1_041), Plan::Cooldown(3_030));
     }
 
     #[test]
     fn a_token_seen_to_work_ends_the_streak() {
         let mut c = Cache::new(Margins::default());
         let a = fetch_ok(&mut c, "A", 0);
-        assert!(c.invalidate_if(&"k", &a, 1));
+        assert_eq!(c.invalidate_if(&"k", "", &a, 1, 1), Rejected::Dropped);
         let b = fetch_ok(&mut c, "B", 2);
         // a request made with an older token succeeding says nothing about B
-        c.confirm(&"k", &a);
-        c.confirm(&"k", &b);
+        c.confirm(&"k", "", &a, 2);
+        c.confirm(&"k", "", &b, 2);
         // B worked; hours later it is revoked: one replacement, no cooldown
-        assert!(c.invalidate_if(&"k", &b, 3_000_000));
-        assert!(matches!(c.get(&"k", 3_000_001), Plan::Fetch(_)));
+        assert_eq!(c.invalidate_if(&"k", "", &b, 3_000_000, 3_000_000), Rejected::Dropped);
+        assert!(matches!(c.get(&"k", "", 3_000_001), Plan::Fetch(_)));
         assert_eq!(c.info(&"k").unwrap().cooldown_until, None);
     }
 
@@ -637,35 +734,104 @@ mod tests {
     fn confirming_an_old_token_does_not_clear_probation() {
         let mut c = Cache::new(Margins::default());
         let a = fetch_ok(&mut c, "A", 0);
-        assert!(c.invalidate_if(&"k", &a, 1));
+        assert_eq!(c.invalidate_if(&"k", "", &a, 1, 1), Rejected::Dropped);
         let b = fetch_ok(&mut c, "B", 2);
-        c.confirm(&"k", &a);
-        assert!(c.invalidate_if(&"k", &b, 3));
-        assert_eq!(c.get(&"k", 4), Plan::Cooldown(1_003));
+        c.confirm(&"k", "", &a, 2);
+        assert_eq!(c.invalidate_if(&"k", "", &b, 3, 3), Rejected::Dropped);
+        assert_eq!(c.get(&"k", "", 4), Plan::Cooldown(1_003));
+    }
+
+    fn fetch_for(c: &mut Cache, caller: &str, text: &str, now: u64) -> AccessToken {
+        let Plan::Fetch(id) = c.get(&"k", caller, now) else { panic!("expected a fetch for {caller} at {now}") };
+        c.finish(&"k", id, Ok(tok(text, now, 3_600_000)), now);
+        c.current(&"k").unwrap().0.value.clone()
+    }
+
+    #[test]
+    fn one_callers_401s_stay_with_that_caller() {
+        let mut c = Cache::new(Margins::default());
+        let t1 = fetch_for(&mut c, "victim", "T1", 0);
+        c.confirm(&"k", "victim", &t1, 5);
+        // The attacker's path answers 401 to every token: its first rejection drops T1
+        // (T1 last worked for a call sent before), its second drops the replacement.
+        assert_eq!(c.invalidate_if(&"k", "attacker", &t1, 10, 11), Rejected::Dropped);
+        let t2 = fetch_for(&mut c, "attacker", "T2", 12);
+        assert_eq!(c.invalidate_if(&"k", "attacker", &t2, 13, 14), Rejected::Dropped);
+        // The attacker cools down: refused, even with a token cached later.
+        assert_eq!(c.get(&"k", "attacker", 15), Plan::Cooldown(1_014));
+        // The victim does not: it gets a new token, which works for it.
+        let t3 = fetch_for(&mut c, "victim", "T3", 15);
+        c.confirm(&"k", "victim", &t3, 16);
+        assert_eq!(c.get(&"k", "attacker", 500), Plan::Cooldown(1_014));
+        assert_eq!(c.get(&"k", "victim", 500), Plan::Use);
+        // After its cooldown, the attacker's 401 for a call sent before the victim's last
+        // success says nothing against T3; one sent after drops it, and doubles its brake.
+        assert_eq!(c.invalidate_if(&"k", "attacker", &t3, 16, 1_100), Rejected::Works);
+        assert_eq!(c.get(&"k", "victim", 1_100), Plan::Use);
+        assert_eq!(c.invalidate_if(&"k", "attacker", &t3, 1_100, 1_101), Rejected::Dropped);
+        assert_eq!(c.get(&"k", "attacker", 1_102), Plan::Cooldown(3_101));
+        assert!(matches!(c.get(&"k", "victim", 1_102), Plan::Fetch(_)), "the victim is never refused");
+    }
+
+    #[test]
+    fn two_callers_seeing_fresh_tokens_die_is_a_storm_for_everyone() {
+        let mut c = Cache::new(Margins::default());
+        let t1 = fetch_for(&mut c, "a", "T1", 0);
+        assert_eq!(c.invalidate_if(&"k", "a", &t1, 10, 10), Rejected::Dropped);
+        let t2 = fetch_for(&mut c, "b", "T2", 11);
+        // b's call with the replacement fails too: two callers agree.
+        assert_eq!(c.invalidate_if(&"k", "b", &t2, 12, 12), Rejected::Dropped);
+        for caller in ["a", "b", "c"] {
+            assert_eq!(c.get(&"k", caller, 13), Plan::Cooldown(1_012), "{caller}");
+        }
+        assert_eq!(c.info(&"k").unwrap().last_error.unwrap().code, ErrorCode::TokenRejected);
+        // A genuine revocation, by contrast, costs one new token and refuses nobody.
+        let mut c = Cache::new(Margins::default());
+        let t1 = fetch_for(&mut c, "a", "T1", 0);
+        c.confirm(&"k", "b", &t1, 1);
+        assert_eq!(c.invalidate_if(&"k", "a", &t1, 10, 10), Rejected::Dropped);
+        assert_eq!(c.invalidate_if(&"k", "b", &t1, 10, 10), Rejected::Stale, "b's in-flight call just retries");
+        let t2 = fetch_for(&mut c, "a", "T2", 11);
+        c.confirm(&"k", "a", &t2, 12);
+        assert_eq!((c.get(&"k", "a", 13), c.get(&"k", "b", 13)), (Plan::Use, Plan::Use));
+        assert_eq!(c.info(&"k").unwrap().fetches, 2);
+    }
+
+    #[test]
+    fn a_vouched_for_token_rejected_is_a_revocation_not_a_brake() {
+        let mut c = Cache::new(Margins::default());
+        let t1 = fetch_for(&mut c, "a", "T1", 0);
+        assert_eq!(c.invalidate_if(&"k", "a", &t1, 10, 10), Rejected::Dropped);
+        // The next token comes from a shared cache that has seen it work: dead as well
+        // (everything was revoked), but not a fresh one dying.
+        let t2 = fetch_for(&mut c, "a", "T2", 11);
+        c.vouch(&"k");
+        assert_eq!(c.invalidate_if(&"k", "a", &t2, 12, 12), Rejected::Dropped);
+        assert!(matches!(c.get(&"k", "a", 13), Plan::Fetch(_)), "no brake on a's calls");
     }
 
     #[test]
     fn generations_survive_a_restore_and_are_dropped_once() {
         let mut c = Cache::new(Margins::default());
         c.restore(&"s", tok("stored", 0, 3_600_000), 41);
-        assert_eq!(c.get(&"s", 1000), Plan::Use);
+        assert_eq!(c.get(&"s", "", 1000), Plan::Use);
         assert_eq!(c.current(&"s").map(|(t, g)| (t.value.expose().to_owned(), g)), Some(("stored".into(), 41)));
         // a stale generation changes nothing; the current one is dropped once
-        assert!(!c.invalidate_generation(&"s", 40, 1000));
-        assert!(c.invalidate_generation(&"s", 41, 1000));
-        assert!(!c.invalidate_generation(&"s", 41, 1000));
-        let Plan::Fetch(id) = c.get(&"s", 1000) else { panic!() };
+        assert_ne!(c.invalidate_generation(&"s", "", 40, 1000, 1000), Rejected::Dropped);
+        assert_eq!(c.invalidate_generation(&"s", "", 41, 1000, 1000), Rejected::Dropped);
+        assert_ne!(c.invalidate_generation(&"s", "", 41, 1000, 1000), Rejected::Dropped);
+        let Plan::Fetch(id) = c.get(&"s", "", 1000) else { panic!() };
         c.finish(&"s", id, Ok(tok("next", 1000, 3_600_000)), 1000);
         assert_eq!(c.current(&"s").map(|(_, g)| g), Some(42), "the next token's generation follows the stored one");
         // a confirmed replacement ends the probation the rejection started
         assert!(c.on_probation(&"s"));
-        c.confirm_generation(&"s", 41);
+        c.confirm_generation(&"s", "", 41, 1000);
         assert!(c.on_probation(&"s"), "an old generation confirms nothing");
-        c.confirm_generation(&"s", 42);
+        c.confirm_generation(&"s", "", 42, 1000);
         assert!(!c.on_probation(&"s"));
         // so the next rejection is a plain one: a new token, no cooldown
-        assert!(c.invalidate_generation(&"s", 42, 2000));
-        let Plan::Fetch(id) = c.get(&"s", 2000) else { panic!("cooled down after a confirmed token") };
+        assert_eq!(c.invalidate_generation(&"s", "", 42, 2000, 2000), Rejected::Dropped);
+        let Plan::Fetch(id) = c.get(&"s", "", 2000) else { panic!("cooled down after a confirmed token") };
         c.finish(&"s", id, Ok(tok("third", 2000, 3_600_000)), 2000);
         // restoring over a live token does nothing
         c.restore(&"s", tok("older", 0, 3_600_000), 7);

@@ -9,23 +9,27 @@
 //! - a token past its hard expiry is never served;
 //! - a token that is still valid is served while a refresh fails;
 //! - a stale invalidation never drops a newer token;
-//! - every waiter is woken exactly once (by its flight's end, or handed back on abandon).
+//! - every waiter is woken exactly once (by its flight's end, or handed back on abandon);
+//! - a rejection drops the token unless it worked for a call sent no earlier;
+//! - one caller's 401s never refuse another caller: a caller is refused only after it
+//!   dropped two tokens in a row itself, or when two callers dropped fresh ones (a storm).
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
-use super::cache::{Event, Plan, Ticket, TokenCache};
+use super::cache::{Event, Plan, Rejected, Ticket, TokenCache};
 use super::error::{ErrorCode, VccError};
 use super::secret::AccessToken;
 use super::token::{Margins, Token};
 
 const KEYS: [&str; 2] = ["a", "b"];
+const CALLERS: [&str; 3] = ["", "wallboard", "attacker"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// A caller asks for key `k`'s token.
-    Get(usize),
+    /// Caller `c` asks for key `k`'s token.
+    Get(usize, usize),
     /// Key `k`'s flight ends: `Some(lifetime)` a token, `None` an error of kind `e`.
     Finish(usize, Option<u64>, usize),
     /// The clock moves.
@@ -33,12 +37,13 @@ enum Op {
     /// The clock moves to an edge of key `k`'s token (refresh-ahead start, hard margin,
     /// expiry: `edge` 0, 1, 2), then `nudge` - 1 ms (one before, on, one after).
     ToEdge(usize, usize, u64),
-    /// VCC rejects key `k`'s current token (by value or by generation).
-    RejectCurrent(usize, bool),
+    /// VCC rejects key `k`'s current token (by value or by generation) in a call caller
+    /// `c` sent `lag` ms ago.
+    RejectCurrent(usize, bool, usize, u64),
     /// VCC rejects an older token of key `k` (by value or by generation).
     RejectStale(usize, bool),
-    /// An API accepts key `k`'s current token.
-    Confirm(usize),
+    /// An API accepts key `k`'s current token in a call caller `c` sent `lag` ms ago.
+    Confirm(usize, usize, u64),
     /// Key `k`'s waiters give up on its flight.
     Abandon(usize),
     /// The owner drops every token (close).
@@ -48,14 +53,14 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let k = 0..KEYS.len();
     prop_oneof![
-        4 => k.clone().prop_map(Op::Get),
+        4 => (k.clone(), 0..CALLERS.len()).prop_map(|(k, c)| Op::Get(k, c)),
         3 => (k.clone(), prop::option::weighted(0.6, prop_oneof![Just(0u64), 1..20_000u64, Just(1u64 << 40)]), 0..ERRORS.len())
             .prop_map(|(k, l, e)| Op::Finish(k, l, e)),
         3 => prop_oneof![1..500u64, 500..10_000u64, Just(60_000u64)].prop_map(Op::Advance),
         3 => (k.clone(), 0..3usize, 0..3u64).prop_map(|(k, e, n)| Op::ToEdge(k, e, n)),
-        1 => (k.clone(), any::<bool>()).prop_map(|(k, g)| Op::RejectCurrent(k, g)),
+        2 => (k.clone(), any::<bool>(), 0..CALLERS.len(), 0..3u64).prop_map(|(k, g, c, l)| Op::RejectCurrent(k, g, c, l)),
         1 => (k.clone(), any::<bool>()).prop_map(|(k, g)| Op::RejectStale(k, g)),
-        1 => k.clone().prop_map(Op::Confirm),
+        1 => (k.clone(), 0..CALLERS.len(), 0..3u64).prop_map(|(k, c, l)| Op::Confirm(k, c, l)),
         1 => k.prop_map(Op::Abandon),
         1 => Just(Op::Close),
     ]
@@ -80,6 +85,12 @@ struct KeyModel {
     /// A refresh of the current token has failed: only then may it be served inside
     /// its hard margin (instead of waiting for a new one).
     refresh_failed: bool,
+    /// The latest send time of a call the current token worked for.
+    confirmed_sent: Option<u64>,
+    /// Callers whose rejections dropped a token since a token last worked for anyone.
+    droppers: BTreeSet<usize>,
+    /// Per caller: tokens it dropped since one last worked for it.
+    own_drops: [u32; CALLERS.len()],
 }
 
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
@@ -101,10 +112,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 
     for op in ops {
         match *op {
-            Op::Get(k) => {
+            Op::Get(k, c) => {
                 let key = &KEYS[k];
                 let m = &mut model[k];
-                match cache.get(key, now) {
+                match cache.get(key, CALLERS[c], now) {
                     Plan::Use => {
                         let (t, _) = cache.current(key).ok_or_else(|| TestCaseError::fail("Use with no token"))?;
                         prop_assert!(now < t.expires_at, "served a token past its expiry");
@@ -144,7 +155,16 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     Plan::Cooldown(until) => {
                         prop_assert!(until > now);
-                        prop_assert!(cache.current(key).is_none());
+                        prop_assert!(
+                            m.own_drops[c] >= 2 || m.droppers.len() >= 2,
+                            "caller {} refused, having dropped {} token(s) itself, with droppers {:?}",
+                            CALLERS[c],
+                            m.own_drops[c],
+                            m.droppers
+                        );
+                        if m.own_drops[c] < 2 {
+                            prop_assert!(cache.current(key).is_none(), "a storm refuses only while no token is cached");
+                        }
                     }
                 }
             }
@@ -170,6 +190,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 wake(&mut woken, f.waiters)?;
                 match (&f.event, &before) {
                     (Event::Fetched | Event::Refreshed, _) => {
+                        model[k].confirmed_sent = None;
                         let (t, generation) = cache.current(key).ok_or_else(|| TestCaseError::fail("no token"))?;
                         prop_assert_eq!(f.outcome.as_ref().map(AccessToken::expose).ok(), Some(t.value.expose()));
                         model[k].history.push((t.value.expose().to_owned(), t.expires_at, generation));
@@ -196,16 +217,26 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     now = now.max((at + nudge).saturating_sub(1));
                 }
             }
-            Op::RejectCurrent(k, by_generation) => {
+            Op::RejectCurrent(k, by_generation, c, lag) => {
                 let key = &KEYS[k];
+                let sent_at = now.saturating_sub(lag);
                 if let Some((t, generation)) = cache.current(key).map(|(t, g)| (t.value.clone(), g)) {
-                    let dropped = if by_generation {
-                        cache.invalidate_generation(key, generation, now)
+                    let got = if by_generation {
+                        cache.invalidate_generation(key, CALLERS[c], generation, sent_at, now)
                     } else {
-                        cache.invalidate_if(key, &t, now)
+                        cache.invalidate_if(key, CALLERS[c], &t, sent_at, now)
                     };
-                    prop_assert!(dropped);
-                    prop_assert!(cache.current(key).is_none());
+                    let m = &mut model[k];
+                    if m.confirmed_sent.is_some_and(|confirmed| confirmed >= sent_at) {
+                        prop_assert_eq!(got, Rejected::Works, "a token that worked since was dropped");
+                        prop_assert!(cache.current(key).is_some());
+                    } else {
+                        prop_assert_eq!(got, Rejected::Dropped);
+                        prop_assert!(cache.current(key).is_none());
+                        m.confirmed_sent = None;
+                        m.droppers.insert(c);
+                        m.own_drops[c] += 1;
+                    }
                 }
             }
             Op::RejectStale(k, by_generation) => {
@@ -213,21 +244,26 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let current = cache.current(key).map(|(t, g)| (t.value.expose().to_owned(), g));
                 let stale = model[k].history.iter().rev().find(|(v, _, _)| Some(v) != current.as_ref().map(|c| &c.0));
                 if let Some((value, _, generation)) = stale.cloned() {
-                    let dropped = if by_generation {
-                        cache.invalidate_generation(key, generation, now)
+                    let got = if by_generation {
+                        cache.invalidate_generation(key, "", generation, now, now)
                     } else {
-                        cache.invalidate_if(key, &AccessToken::new(value), now)
+                        cache.invalidate_if(key, "", &AccessToken::new(value), now, now)
                     };
-                    prop_assert!(!dropped, "a stale rejection dropped something");
+                    prop_assert_eq!(got, Rejected::Stale, "a stale rejection dropped something");
                     let after = cache.current(key).map(|(t, g)| (t.value.expose().to_owned(), g));
                     prop_assert_eq!(after, current, "a stale rejection changed the token");
                 }
             }
-            Op::Confirm(k) => {
+            Op::Confirm(k, c, lag) => {
                 let key = &KEYS[k];
+                let sent_at = now.saturating_sub(lag);
                 if let Some(t) = cache.current(key).map(|(t, _)| t.value.clone()) {
-                    cache.confirm(key, &t);
+                    cache.confirm(key, CALLERS[c], &t, sent_at);
                     prop_assert!(!cache.on_probation(key));
+                    let m = &mut model[k];
+                    m.confirmed_sent = Some(m.confirmed_sent.unwrap_or(0).max(sent_at));
+                    m.droppers.clear();
+                    m.own_drops[c] = 0;
                 }
             }
             Op::Abandon(k) => {
@@ -243,6 +279,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Close => {
                 cache.invalidate(None);
+                for m in &mut model {
+                    m.confirmed_sent = None;
+                }
                 for key in KEYS {
                     prop_assert!(cache.current(&key).is_none());
                 }

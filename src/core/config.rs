@@ -132,10 +132,13 @@ pub struct Settings {
     pub auto_refresh: Option<bool>,
 }
 
+/// The token endpoint's path under the auth base URL.
+pub const TOKEN_PATH: &str = "/Auth/connect/token";
+
 impl Settings {
     /// The token endpoint URL.
     pub fn token_url(&self) -> String {
-        self.auth_base.join("/Auth/connect/token")
+        self.auth_base.join(TOKEN_PATH)
     }
 }
 

@@ -39,6 +39,12 @@ impl Methods {
 }
 
 impl Methods {
+    /// Whether a method is in both (`post` is within `write`).
+    pub fn overlaps(self, other: Methods) -> bool {
+        use Methods::*;
+        matches!((self, other), (Read, Read) | (Delete, Delete) | (Write | Post, Write | Post))
+    }
+
     /// The name a `GATEWAY_ROUTES` row gives: `read`, `write`, `delete` or `post`.
     pub fn parse(name: &str) -> Option<Self> {
         match name {

@@ -68,23 +68,40 @@ pub trait Flights: Sized + 'static {
     fn landed(self: &Rc<Self>, _key: &Self::Key, _event: &Event, _now: u64) {}
 }
 
+/// How a call got its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Got {
+    /// From the cache, without a wait.
+    Cached,
+    /// From a flight this call started.
+    Fetched,
+    /// From a flight another call started.
+    Joined,
+}
+
 /// One plan carried out.
 pub enum Step<W> {
     /// The cached token.
     Ready(AccessToken),
-    /// A flight's outcome to wait for (`None`: it was given up on).
-    Pending(W),
+    /// A flight's outcome to wait for (`None`: it was given up on), and whether this
+    /// call started the flight.
+    Pending(W, Got),
 }
 
-/// A token for `key`, and whether it came from the cache without a wait: the plan
+/// A token for `key` for `caller` (see `TokenCache::get`), and how it was had: the plan
 /// carried out, and once more if the flight waited on was given up on.
-pub async fn token<F: Flights>(flights: &Rc<F>, key: &F::Key, host: &F::Host) -> Result<(AccessToken, bool), VccError> {
+pub async fn token<F: Flights>(
+    flights: &Rc<F>,
+    key: &F::Key,
+    caller: &str,
+    host: &F::Host,
+) -> Result<(AccessToken, Got), VccError> {
     for _ in 0..2 {
-        match step(flights, key, host)? {
-            Step::Ready(token) => return Ok((token, true)),
-            Step::Pending(wait) => {
+        match step(flights, key, caller, host)? {
+            Step::Ready(token) => return Ok((token, Got::Cached)),
+            Step::Pending(wait, got) => {
                 if let Some(outcome) = wait.await {
-                    return outcome.map(|t| (t, false));
+                    return outcome.map(|t| (t, got));
                 }
             }
         }
@@ -92,16 +109,17 @@ pub async fn token<F: Flights>(flights: &Rc<F>, key: &F::Key, host: &F::Host) ->
     Err(VccError::new(ErrorCode::Timeout, "no token: the token fetch did not finish in time"))
 }
 
-/// The cache's plan for `key`, carried out: the cached token at once (a background
-/// refresh started if due), a wait for a flight (started if there is none), or the
-/// cooldown's error.
+/// The cache's plan for `key` and `caller`, carried out: the cached token at once (a
+/// background refresh started if due), a wait for a flight (started if there is none),
+/// or the cooldown's error.
 pub fn step<F: Flights>(
     flights: &Rc<F>,
     key: &F::Key,
+    caller: &str,
     host: &F::Host,
 ) -> Result<Step<impl Future<Output = Option<Outcome>> + 'static>, VccError> {
     let now = now_ms();
-    let (ticket, id) = match flights.with(key, |c| c.get(key, now)) {
+    let (ticket, id) = match flights.with(key, |c| c.get(key, caller, now)) {
         Plan::Use => return current(flights, key).map(Step::Ready),
         Plan::UseAndRefresh(ticket) => {
             fly(flights, key, ticket, host);
@@ -114,18 +132,20 @@ pub fn step<F: Flights>(
         }
         Plan::Wait(id) => (None, id),
     };
-    Ok(Step::Pending(join(flights, key, ticket, id, host)))
+    let got = if ticket.is_some() { Got::Fetched } else { Got::Joined };
+    Ok(Step::Pending(join(flights, key, ticket, id, host), got))
 }
 
 /// For a refresh timer or alarm: starts `key`'s refresh if one is due (refresh-ahead
 /// or later) and gives its wait; `None` when the token is fresh or the key cools down.
-/// A flight already under way is waited on like any caller's.
+/// A flight already under way is waited on like any caller's. (No caller: a timer is
+/// refused only by the key's own brake.)
 pub fn refresh_due<F: Flights>(
     flights: &Rc<F>,
     key: &F::Key,
     host: &F::Host,
 ) -> Option<impl Future<Output = Option<Outcome>> + 'static> {
-    let (ticket, id) = match flights.with(key, |c| c.get(key, now_ms())) {
+    let (ticket, id) = match flights.with(key, |c| c.get(key, "", now_ms())) {
         Plan::UseAndRefresh(ticket) | Plan::Fetch(ticket) => {
             let id = ticket.id();
             (Some(ticket), id)

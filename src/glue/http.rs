@@ -5,14 +5,10 @@
 //! [`is_invalid_token`]. JSON is parsed with the host's `JSON.parse` (no JSON parser in
 //! the wasm).
 
-#[cfg(feature = "gateway")]
-use js_sys::Uint8Array;
 use js_sys::{Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-#[cfg(feature = "gateway")]
-use web_sys::ReadableStreamDefaultReader;
 use web_sys::{AbortSignal, Response};
 use zeroize::Zeroizing;
 
@@ -99,57 +95,6 @@ pub fn discard(response: &Response) {
     if let Some(body) = response.body() {
         let _ = body.cancel();
     }
-}
-
-/// One chunk from `reader`: `Ok(None)` at the end, `Err` if the stream failed.
-#[cfg(feature = "gateway")]
-pub async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, JsValue> {
-    let step = JsFuture::from(reader.read()).await?;
-    if Reflect::get(&step, &"done".into())?.as_bool().unwrap_or(true) {
-        return Ok(None);
-    }
-    Ok(Reflect::get(&step, &"value".into())?
-        .dyn_into::<Uint8Array>()
-        .ok()
-        .or_else(|| Some(Uint8Array::new_with_length(0))))
-}
-
-/// Concatenates chunks of `total` bytes into one array (on the JS side).
-#[cfg(feature = "gateway")]
-fn concat(chunks: &[Uint8Array], total: u32) -> Uint8Array {
-    let out = Uint8Array::new_with_length(total);
-    let mut offset = 0u32;
-    for c in chunks {
-        out.set(c, offset);
-        offset += c.length();
-    }
-    out
-}
-
-/// What [`collect`] read.
-#[cfg(feature = "gateway")]
-pub enum Collected {
-    /// The whole stream, at most the cap: one array.
-    Whole(Uint8Array),
-    /// More than the cap: this many bytes were read when it stopped (the rest unread;
-    /// the gateway drains it, counting on from here).
-    Over(u64),
-}
-
-/// Reads a stream to its end, keeping the chunks on the JS side, or stops as soon as
-/// more than `cap` bytes have come: the gateway's reader of callers' bodies.
-#[cfg(feature = "gateway")]
-pub async fn collect(reader: &ReadableStreamDefaultReader, cap: u64) -> Result<Collected, JsValue> {
-    let mut chunks = Vec::new();
-    let mut total = 0u64;
-    while let Some(chunk) = next_chunk(reader).await? {
-        total += u64::from(chunk.length());
-        if total > cap {
-            return Ok(Collected::Over(total));
-        }
-        chunks.push(chunk);
-    }
-    Ok(Collected::Whole(concat(&chunks, total as u32)))
 }
 
 // The body reader and the token request's sender (see host.js for why they are JS).

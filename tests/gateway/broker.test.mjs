@@ -13,6 +13,7 @@ import { EMU, ROOT, allOutput, control, gatewayVars, mintKey, newClient, sleep, 
 const registry = mkdtempSync(join(tmpdir(), "registry-"));
 const persistTo = mkdtempSync(join(tmpdir(), "broker-state-"));
 const KEY = mintKey("fleet", ["*"]);
+const KEY2 = mintKey("fleet-2", ["*"]);
 let client;
 let vars;
 let a; // hosts the broker
@@ -21,7 +22,13 @@ const seenTokens = new Set();
 
 const startA = () => startGateway(vars, { broker: true, registry, persistTo });
 const tokenCount = async (scope) => (await stats(client.id)).tokenRequests?.[scope] ?? 0;
-const call = (gw, path) => fetch(`${gw.base}${path}`, { headers: { authorization: `Bearer ${KEY.key}` } });
+const call = (gw, path, key = KEY) => fetch(`${gw.base}${path}`, { headers: { authorization: `Bearer ${key.key}` } });
+/** The log lines (JSON) a gateway printed for `route`. */
+const lines = (gw, route) =>
+  gw.out.text
+    .split("\n")
+    .filter((l) => l.startsWith("{") && l.includes(`"route":"${route}"`))
+    .map((l) => JSON.parse(l));
 
 /** `n` concurrent calls spread over `gateways`: the statuses. */
 async function burst(gateways, path, n) {
@@ -38,7 +45,7 @@ async function burst(gateways, path, n) {
 
 before(async () => {
   client = await newClient("broker");
-  vars = gatewayVars(client, [KEY.entry]);
+  vars = gatewayVars(client, [KEY.entry, KEY2.entry]);
   // One at a time: two wrangler dev processes starting together race for shared state.
   a = await startA();
   b = await startGateway(vars, { broker: "vcc-auth-gateway", name: "vcc-auth-gateway-b", registry });
@@ -165,6 +172,88 @@ test("idle scopes: the alarm refreshes while in use and stops after use stops", 
   assert.ok(settled - inUse <= 2, `at most two refreshes after the last use: ${settled - inUse}`);
 });
 
+test("20 concurrent misses in one isolate make one broker call; the others wait on it", async () => {
+  // A scope no test used yet, and a slow token endpoint, so the misses overlap.
+  await control("faults", { clientId: client.id, tokenDelayMs: 1500 });
+  try {
+    const before = lines(a, "/interaction-content").length;
+    const statuses = await burst([a], "/api/interaction-content/interactions?start=2026-01-01", 20);
+    assert.deepEqual(
+      statuses.filter((s) => s !== 200),
+      [],
+    );
+    assert.equal(await tokenCount("interaction-content:read"), 1);
+    for (let i = 0; i < 30 && lines(a, "/interaction-content").length < before + 20; i++) await sleep(100);
+    const words = lines(a, "/interaction-content")
+      .slice(before)
+      .map((l) => l.tokens);
+    assert.equal(words.filter((w) => w === "broker").length, 1, `one call asked the broker: ${words.join(" ")}`);
+    assert.equal(words.filter((w) => w === "broker_wait").length, 19, `the others waited on it: ${words.join(" ")}`);
+    assert.ok(!/broker_failed/.test(a.out.text), "no broker call failed");
+  } finally {
+    await control("faults", { clientId: client.id });
+  }
+});
+
+test("one key's 401s stay with that key, across the fleet", async () => {
+  // stats is in use on both processes; one path of it answers 401 to every token.
+  await control("faults", { clientId: client.id, invalidTokenPath: "/stats/queue-times" });
+  try {
+    const before = await tokenCount("stats");
+    const attacker = [];
+    const victim = [];
+    for (let i = 0; i < 20; i++) {
+      for (const gw of [a, b]) {
+        const r = await call(gw, "/api/stats/queue-times", KEY2);
+        attacker.push(r.status);
+        await r.arrayBuffer();
+        const v = await call(gw, "/api/stats/agent-status");
+        victim.push(v.status);
+        await v.arrayBuffer();
+      }
+    }
+    assert.deepEqual(
+      victim.filter((s) => s !== 200),
+      [],
+      `the other key was refused: ${victim.join(" ")}`,
+    );
+    assert.ok(
+      attacker.every((s) => s === 401 || s === 503),
+      attacker.join(" "),
+    );
+    assert.ok(attacker.filter((s) => s === 503).length >= 30, `the key was not cooled down: ${attacker.join(" ")}`);
+    const spent = (await tokenCount("stats")) - before;
+    assert.ok(spent <= 4, `${spent} token requests for 40 calls of a path that rejects every token`);
+  } finally {
+    await control("faults", { clientId: client.id });
+  }
+});
+
+test("a storm through the broker: /healthz says the cooldown, and no token times", async () => {
+  const path = "/api/webhooks/subscriptions"; // admin:read, a scope of its own
+  assert.equal((await call(a, path)).status, 200);
+  await control("faults", { clientId: client.id, invalidTokenAlways: true });
+  try {
+    const first = await call(a, path);
+    assert.equal(first.status, 401);
+    await first.arrayBuffer();
+    // A second key's fresh token dies too: the scope set cools down for the fleet.
+    const second = await call(a, path, KEY2);
+    await second.arrayBuffer();
+    const third = await call(b, path, KEY2);
+    assert.equal(third.status, 503);
+    assert.equal((await third.json()).error, "token_rejected");
+    for (const gw of [a, b]) {
+      const h = (await (await fetch(`${gw.base}/healthz`)).json()).scopes["admin:read"];
+      assert.ok(h.cooldownSeconds >= 1, `cooldownSeconds ${h.cooldownSeconds}`);
+      assert.equal(h.expiresInSeconds, null, "the times of a token already dropped");
+      assert.equal(h.lastError, "token_rejected");
+    }
+  } finally {
+    await control("faults", { clientId: client.id });
+  }
+});
+
 test("no secret, key, digest, token or generation in any log line", async () => {
   const t = await fetch(`${EMU}/Auth/connect/token`, {
     method: "POST",
@@ -173,7 +262,8 @@ test("no secret, key, digest, token or generation in any log line", async () => 
   });
   seenTokens.add((await t.json()).access_token);
   const out = allOutput();
-  for (const s of [client.secret, KEY.key, KEY.entry.sha256, ...seenTokens]) assert.ok(!out.includes(s), "a secret leaked into a log");
+  for (const s of [client.secret, KEY.key, KEY.entry.sha256, KEY2.key, KEY2.entry.sha256, ...seenTokens])
+    assert.ok(!out.includes(s), "a secret leaked into a log");
   assert.ok(!/eyJ[\w-]{20,}\.[\w-]{20,}/.test(out), "a token leaked into a log");
   assert.ok(!/generation/i.test(out), "a generation leaked into a log");
 });

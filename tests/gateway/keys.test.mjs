@@ -114,6 +114,24 @@ test("plaintext GATEWAY_KEYS and a malformed GATEWAY_ROUTES row are refused at s
       "GATEWAY_ROUTES",
       /entry 1 .*plain path/,
     ],
+    [
+      // A stats row under the users API would hand users to stats keys.
+      {
+        GATEWAY_KEYS: JSON.stringify([all.entry]),
+        GATEWAY_ROUTES: JSON.stringify([{ methods: "read", prefix: "/useradmin/users/me", scope: "stats" }]),
+      },
+      "GATEWAY_ROUTES",
+      /entry 1 is under a built-in route's prefix with another scope/,
+    ],
+    [
+      // Here the API and the token endpoint share the emulator's origin.
+      {
+        GATEWAY_KEYS: JSON.stringify([all.entry]),
+        GATEWAY_ROUTES: JSON.stringify([{ methods: "post", prefix: "/auth/connect", scope: "stats" }]),
+      },
+      "GATEWAY_ROUTES",
+      /entry 1 reaches the token endpoint/,
+    ],
   ]) {
     const bad = await startGateway(gatewayVars(client, [], vars));
     try {
@@ -151,6 +169,30 @@ test("rate limit: the N+1-th call in a period gets 429 rate_limited with Retry-A
   assert.equal((await call(gw.base, "/api/stats/agent-status", limited.key)).status, 401);
   const health = await bodyOf(await fetch(`${gw.base}/healthz`));
   assert.equal(health.rateLimit, "on");
+});
+
+test("a body refused while it streams (413) counts toward the rate limit, as the README says", async () => {
+  // A period of its own: past the start of the current one, then the next one's start.
+  while (Date.now() % (PERIOD * 1000) <= 1500) await sleep(100);
+  while (Date.now() % (PERIOD * 1000) > 1500) await sleep(100);
+  for (let i = 0; i < LIMIT - 1; i++) {
+    const r = await call(gw.base, "/api/stats/agent-status", all.key);
+    assert.equal(r.status, 200, `call ${i + 1}`);
+    await r.arrayBuffer();
+  }
+  // No Content-Length: refused only once its bytes pass the limit, after the count.
+  const stream = new ReadableStream({
+    start(c) {
+      for (let i = 0; i < 2; i++) c.enqueue(new Uint8Array(65536));
+      c.close();
+    },
+  });
+  const big = await call(gw.base, "/api/useradmin/users/3", all.key, { method: "PUT", body: stream, duplex: "half" });
+  assert.equal(big.status, 413);
+  assert.equal((await bodyOf(big)).error, "body_too_large");
+  const over = await call(gw.base, "/api/stats/agent-status", all.key);
+  assert.equal(over.status, 429, "the streamed 413 was counted");
+  await over.arrayBuffer();
 });
 
 test("a route added by GATEWAY_ROUTES is proxied with its scope; the key's scopes still apply", async () => {

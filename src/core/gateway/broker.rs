@@ -23,13 +23,29 @@ use crate::core::secret::AccessToken;
 pub struct BrokerAsk {
     /// The scope set (an object serves one).
     pub scope: String,
-    /// A generation this isolate saw VCC reject: dropped if it is still the current one.
+    /// Generations this isolate saw VCC reject since its last call: each is dropped if
+    /// it is still the current one (`TokenCache::invalidate_generation`).
     #[serde(default)]
-    pub rejected: Option<u64>,
+    pub rejected: Vec<BrokerRejection>,
 }
 
+/// One 401 `invalid_token` an isolate saw: which generation, whose call, sent when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerRejection {
+    /// The rejected token's generation.
+    pub generation: u64,
+    /// Who called (a key id or a person; the storm rule tells callers apart).
+    pub caller: String,
+    /// When the rejected call was sent (ms since the epoch).
+    pub sent_at: u64,
+}
+
+/// How many rejections an isolate keeps for its next call to the broker.
+pub const MAX_REPORTED_REJECTIONS: usize = 8;
+
 /// `confirm(c)`: a token of generation `generation`, which replaced a rejected one,
-/// worked for this isolate.
+/// worked for `caller`'s call sent at `sent_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerConfirm {
@@ -37,6 +53,12 @@ pub struct BrokerConfirm {
     pub scope: String,
     /// The generation that worked.
     pub generation: u64,
+    /// Whose call it was.
+    #[serde(default)]
+    pub caller: String,
+    /// When that call was sent.
+    #[serde(default)]
+    pub sent_at: u64,
 }
 
 /// The broker's answer to a [`BrokerAsk`]: a token, or why there is none (an answer,
@@ -210,10 +232,13 @@ mod tests {
 
     #[test]
     fn messages_cross_as_camel_case_json_and_a_token_needs_its_members() {
-        let ask: BrokerAsk = serde_json::from_str(r#"{"scope":"stats","rejected":4}"#).unwrap();
-        assert_eq!(ask, BrokerAsk { scope: "stats".into(), rejected: Some(4) });
+        let ask: BrokerAsk =
+            serde_json::from_str(r#"{"scope":"stats","rejected":[{"generation":4,"caller":"ops","sentAt":9}]}"#)
+                .unwrap();
+        let r = BrokerRejection { generation: 4, caller: "ops".into(), sent_at: 9 };
+        assert_eq!(ask, BrokerAsk { scope: "stats".into(), rejected: vec![r] });
         let ask: BrokerAsk = serde_json::from_str(r#"{"scope":"stats"}"#).unwrap();
-        assert_eq!(ask.rejected, None);
+        assert!(ask.rejected.is_empty());
         let answer: BrokerAnswer = serde_json::from_str(
             r#"{"token":{"token":"t","generation":3,"cached":true,"refreshAt":10,"useUntil":20}}"#,
         )

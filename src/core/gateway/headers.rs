@@ -64,13 +64,32 @@ pub fn needs_versioned_accept(accept: Option<&str>) -> bool {
     accept.map(str::trim).is_none_or(|a| a.is_empty() || a == "*/*")
 }
 
-/// Whether VCC's answer is read whole before the gateway answers, by its headers: a
-/// `Content-Length` of at most [`super::RESPONSE_BUFFER_LIMIT`] and no
-/// `Content-Encoding`. An encoded body streams: fetch decodes it, so its length says
-/// nothing of what the read would hold (a small gzip bomb). So does one of unknown size.
-pub fn read_whole(content_length: Option<&str>, content_encoding: Option<&str>) -> bool {
-    content_encoding.is_none()
-        && content_length.and_then(|l| l.trim().parse::<u32>().ok()).is_some_and(|n| n <= super::RESPONSE_BUFFER_LIMIT)
+/// How the gateway passes VCC's answer on, decided by its headers. What it guards
+/// against is an answer cut off at the deadline looking complete to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerPlan {
+    /// Known size, at most [`super::RESPONSE_BUFFER_LIMIT`], not encoded: read whole
+    /// before answering, so a stall is a 504 of ours and a cut a 502.
+    Whole,
+    /// Unknown size (chunked, or encoded: fetch decodes it, so its length says nothing
+    /// of what a read holds): read up to [`super::RESPONSE_BUFFER_LIMIT`] first, and if
+    /// it ends by then, as [`Self::Whole`]; otherwise the rest streams. (workerd ends a
+    /// chunked body cleanly even when it errors, cloudflare/workerd#6818, so only the
+    /// part read first can be judged.)
+    Probe,
+    /// Known size over the limit: streamed with that length, so a cut leaves the caller
+    /// short of it and its connection fails, rather than a body that looks complete.
+    Stream(u64),
+}
+
+/// The [`AnswerPlan`] for an answer with these headers.
+pub fn answer_plan(content_length: Option<&str>, content_encoding: Option<&str>) -> AnswerPlan {
+    match content_length.and_then(|l| l.trim().parse::<u64>().ok()).filter(|_| content_encoding.is_none()) {
+        Some(n) if n <= u64::from(super::RESPONSE_BUFFER_LIMIT) => AnswerPlan::Whole,
+        // A length past 2^53 cannot cross to JS exactly: as unknown.
+        Some(n) if n < 1 << 53 => AnswerPlan::Stream(n),
+        _ => AnswerPlan::Probe,
+    }
 }
 
 #[cfg(test)]
@@ -78,23 +97,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_small_plain_answers_of_known_size_are_read_whole() {
+    fn small_plain_answers_are_read_whole_long_ones_keep_their_length_others_are_probed() {
         let limit = super::super::RESPONSE_BUFFER_LIMIT.to_string();
         let over = (super::super::RESPONSE_BUFFER_LIMIT + 1).to_string();
-        for (length, encoding, whole) in [
-            (Some("0"), None, true),
-            (Some("1234"), None, true),
-            (Some(limit.as_str()), None, true),
-            (Some(over.as_str()), None, false),
-            (Some("99999999999"), None, false),
-            (None, None, false),
-            (Some(""), None, false),
-            (Some("12, 12"), None, false),
-            (Some("-1"), None, false),
-            (Some("1234"), Some("gzip"), false),
-            (Some("1234"), Some("identity"), false),
+        let (whole, probe) = (AnswerPlan::Whole, AnswerPlan::Probe);
+        for (length, encoding, plan) in [
+            (Some("0"), None, whole),
+            (Some("1234"), None, whole),
+            (Some(limit.as_str()), None, whole),
+            (Some(over.as_str()), None, AnswerPlan::Stream(65_537)),
+            (Some("99999999999"), None, AnswerPlan::Stream(99_999_999_999)),
+            (Some("99999999999999999999"), None, probe),
+            (None, None, probe),
+            (Some(""), None, probe),
+            (Some("12, 12"), None, probe),
+            (Some("-1"), None, probe),
+            (Some("1234"), Some("gzip"), probe),
+            (Some("1234"), Some("identity"), probe),
         ] {
-            assert_eq!(read_whole(length, encoding), whole, "{length:?} {encoding:?}");
+            assert_eq!(answer_plan(length, encoding), plan, "{length:?} {encoding:?}");
         }
     }
 

@@ -20,7 +20,8 @@ mod refusal;
 mod settings;
 
 pub use headers::{
-    header_list, hop_by_hop, needs_versioned_accept, read_whole, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
+    answer_plan, header_list, hop_by_hop, needs_versioned_accept, AnswerPlan, FORWARD_REQUEST_HEADERS,
+    FORWARD_RESPONSE_HEADERS,
 };
 pub use json::{error_json, health_json, health_json_about, log_json, misconfigured_json, HealthAbout, LogLine};
 pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
@@ -37,10 +38,17 @@ use super::scope::ScopeSet;
 use super::text;
 use super::url::{check_query, Target};
 
-/// Largest request body the gateway forwards (VCC itself refuses bodies over 100 KB).
-pub const BODY_LIMIT: u64 = 1 << 20;
+/// Largest request body the gateway forwards: VCC's own APIs refuse bodies over 100 KB
+/// (413/417), and every body is held in memory until its exchange ends (a 401 replays
+/// it), so a larger limit would only let a caller hold more of an isolate's 128 MB.
+pub const BODY_LIMIT: u64 = 100 << 10;
 
-/// Largest answer from VCC the gateway reads whole before answering ([`read_whole`]).
+/// Default of `BODY_BUFFER_LIMIT`: the most bytes of request bodies one isolate holds at
+/// once (80 bodies at the limit). Past it a request is refused (503 `gateway_busy`)
+/// rather than the isolate running out of memory.
+pub const BODY_BUFFER_DEFAULT: u64 = 8 << 20;
+
+/// Largest answer from VCC the gateway reads whole before answering ([`answer_plan`]).
 /// Read whole, a body that stalls or breaks off becomes a 504 or 502 the caller can see,
 /// where a stream could only stop short; and in workerd it costs less CPU than a pipe.
 /// VCC's JSON answers are mostly a few KB; 64 KiB bounds what each request holds.
@@ -443,8 +451,8 @@ mod tests {
             })
             .decision
         };
-        assert!(matches!(put("1048576"), Decision::Forward(..)));
-        assert!(matches!(put("1048577"), Decision::Refuse(Refusal::BodyTooLarge, _)));
+        assert!(matches!(put("102400"), Decision::Forward(..)));
+        assert!(matches!(put("102401"), Decision::Refuse(Refusal::BodyTooLarge, _)));
         assert!(matches!(put("lots"), Decision::Refuse(Refusal::BodyTooLarge, _)));
     }
 

@@ -51,13 +51,16 @@ pub enum Refusal {
     /// 503: VCC rejected tokens it had just issued; none is asked for until the cooldown
     /// ends (`Retry-After`).
     TokenRejected,
+    /// 503: this isolate already holds `BODY_BUFFER_LIMIT` bytes of request bodies
+    /// (`Retry-After`): refused before it runs out of memory.
+    GatewayBusy,
     /// 504: no answer from VCC within `UPSTREAM_TIMEOUT_MS`.
     UpstreamTimeout,
 }
 
 impl Refusal {
     /// Every refusal (the README's table lists each; a test checks it).
-    pub const ALL: [Refusal; 20] = [
+    pub const ALL: [Refusal; 21] = [
         Self::BadRequest,
         Self::NoKey,
         Self::MalformedKey,
@@ -77,6 +80,7 @@ impl Refusal {
         Self::UpstreamIncomplete,
         Self::UpstreamRedirect,
         Self::TokenRejected,
+        Self::GatewayBusy,
         Self::UpstreamTimeout,
     ];
 
@@ -93,7 +97,7 @@ impl Refusal {
             Self::RateLimited => 429,
             Self::Misconfigured => 500,
             Self::TokenFailed | Self::UpstreamUnreachable | Self::UpstreamIncomplete | Self::UpstreamRedirect => 502,
-            Self::TokenRejected => 503,
+            Self::TokenRejected | Self::GatewayBusy => 503,
             Self::UpstreamTimeout => 504,
         }
     }
@@ -120,6 +124,7 @@ impl Refusal {
             Self::UpstreamIncomplete => "upstream_incomplete",
             Self::UpstreamRedirect => "upstream_redirect",
             Self::TokenRejected => "token_rejected",
+            Self::GatewayBusy => "gateway_busy",
             Self::UpstreamTimeout => "upstream_timeout",
         }
     }
@@ -142,7 +147,7 @@ impl Refusal {
             }
             Self::MethodNotAllowed => "this API does not allow this method",
             Self::BodyTimeout => "the request body did not arrive in time",
-            Self::BodyTooLarge => "request bodies are limited to 1 MiB",
+            Self::BodyTooLarge => "request bodies are limited to 100 KiB (VCC's own APIs take 100 KB)",
             Self::RateLimited => "this gateway key is over its rate limit; try again after Retry-After seconds",
             Self::Misconfigured => "the gateway is misconfigured",
             Self::TokenFailed => "the gateway could not get a VCC token",
@@ -150,6 +155,9 @@ impl Refusal {
             Self::UpstreamIncomplete => "VCC's answer broke off before its end",
             Self::UpstreamRedirect => "VCC answered with a redirect, which the gateway does not follow",
             Self::TokenRejected => "VCC is rejecting the tokens it issues; the gateway is waiting before asking again",
+            Self::GatewayBusy => {
+                "the gateway holds too many request bodies right now; try again after Retry-After seconds"
+            }
             Self::UpstreamTimeout => "VCC did not answer in time",
         }
     }

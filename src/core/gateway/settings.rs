@@ -2,7 +2,7 @@
 //! isolate. A bad one names its setting (never its value) in [`Misconfigured`].
 
 use super::keys::{Grant, KEY_PREFIX};
-use crate::core::config::{RawConfig, Region, Settings};
+use crate::core::config::{RawConfig, Region, Settings, TOKEN_PATH};
 use crate::core::routes::{self, Methods, Route};
 use crate::core::scope::ScopeSet;
 use crate::core::url::{push_u64, BaseUrl};
@@ -56,6 +56,9 @@ pub struct GatewayEnv {
     pub upstream_timeout_ms: Option<String>,
     /// `BODY_TIMEOUT_MS` (default 10000).
     pub body_timeout_ms: Option<String>,
+    /// `BODY_BUFFER_LIMIT`: bytes of request bodies one isolate may hold at once
+    /// (default [`super::BODY_BUFFER_DEFAULT`]).
+    pub body_buffer_limit: Option<String>,
     /// `REFRESH_AHEAD_MS`: cap of the refresh-ahead window, as the client's
     /// `refreshAheadMs` (default 300000; the window is min(cap, half the lifetime)).
     pub refresh_ahead_ms: Option<String>,
@@ -94,6 +97,8 @@ pub struct GatewayConfig {
     pub upstream_timeout_ms: u32,
     /// How long a caller may take to send its request body: 408 past it.
     pub body_timeout_ms: u32,
+    /// The most bytes of request bodies the isolate holds at once: 503 past it.
+    pub body_buffer_limit: u64,
     /// `GATEWAY_ROUTES` rows, looked up with the built-in table.
     pub(super) extra_routes: Vec<Route>,
     /// Seconds a rate-limited caller is told to wait (`Retry-After`).
@@ -307,10 +312,21 @@ fn grants(rows: Option<JsonRows>) -> Result<Vec<Grant>, Misconfigured> {
     Ok(grants)
 }
 
+/// Whether path prefix `inner` is `outer` or under it, whole segments, ASCII case
+/// ignored (VCC's servers may not tell `/Auth` from `/auth`).
+fn under(inner: &str, outer: &str) -> bool {
+    inner.len() >= outer.len()
+        && inner.get(..outer.len()).is_some_and(|head| head.eq_ignore_ascii_case(outer))
+        && (inner.len() == outer.len() || outer.ends_with('/') || inner.as_bytes().get(outer.len()) == Some(&b'/'))
+}
+
 /// `GATEWAY_ROUTES`: rows `{"methods": "read"|"write"|"delete"|"post", "prefix": "/x",
-/// "scope": "s"}`, kept to the built-in rows' rules; a row may not repeat a built-in
-/// row's prefix and methods (it would change what existing keys can reach).
-fn extra_routes(rows: Option<JsonRows>) -> Result<Vec<Route>, Misconfigured> {
+/// "scope": "s"}`, kept to the built-in rows' rules. A row may not change what a key
+/// reaches: not repeat a built-in row's prefix and methods, not sit under a built-in
+/// prefix with another scope (a `stats` row under `/useradmin/users` would hand users
+/// to `stats` keys), and not reach the token endpoint's path where the API and the
+/// token endpoint share an origin.
+fn extra_routes(rows: Option<JsonRows>, settings: &Settings) -> Result<Vec<Route>, Misconfigured> {
     const S: &str = "GATEWAY_ROUTES";
     let rows = match rows {
         None => return Ok(Vec::new()),
@@ -339,6 +355,34 @@ fn extra_routes(rows: Option<JsonRows>) -> Result<Vec<Route>, Misconfigured> {
         let repeats = |r: &Route| r.prefix == route.prefix && r.methods == route.methods;
         if routes::ROUTES.iter().any(repeats) {
             return Err(bad_row(S, i, "repeats a built-in route (same prefix and methods)"));
+        }
+        // The built-in rows this row's paths fall under: those of the same methods (or,
+        // for methods none of them has, any) must all want the row's scope.
+        let covering: Vec<&Route> = routes::ROUTES.iter().filter(|b| under(&route.prefix, &b.prefix)).collect();
+        let same_methods: Vec<&&Route> = covering.iter().filter(|b| b.methods.overlaps(route.methods)).collect();
+        let widens = if same_methods.is_empty() {
+            !covering.is_empty() && covering.iter().all(|b| b.scope != route.scope)
+        } else {
+            same_methods.iter().any(|b| b.scope != route.scope)
+        };
+        if widens {
+            return Err(bad_row(
+                S,
+                i,
+                "is under a built-in route's prefix with another scope (it would let keys of its scope reach that API)",
+            ));
+        }
+        let (api, auth) = (&settings.api_base, &settings.auth_base);
+        if api.origin().eq_ignore_ascii_case(&auth.origin()) {
+            let reached = [api.prefix(), &route.prefix].concat();
+            let token_path = [auth.prefix(), TOKEN_PATH].concat();
+            if under(&token_path, &reached) || under(&reached, &token_path) {
+                return Err(bad_row(
+                    S,
+                    i,
+                    "reaches the token endpoint (the API and the token endpoint share an origin)",
+                ));
+            }
         }
         if out.iter().any(repeats) {
             return Err(bad_row(S, i, "repeats an earlier row (same prefix and methods)"));
@@ -376,7 +420,15 @@ impl GatewayEnv {
         }
         let upstream_timeout_ms = millis("UPSTREAM_TIMEOUT_MS", self.upstream_timeout_ms.as_deref(), 30_000)?;
         let body_timeout_ms = millis("BODY_TIMEOUT_MS", self.body_timeout_ms.as_deref(), 10_000)?;
-        let extra_routes = extra_routes(self.gateway_routes)?;
+        let body_buffer_limit = match self.body_buffer_limit.as_deref().map(str::trim) {
+            None | Some("") => super::BODY_BUFFER_DEFAULT,
+            Some(t) => t
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (super::BODY_LIMIT..=64 << 20).contains(n))
+                .ok_or_else(|| bad("BODY_BUFFER_LIMIT", "must be a number of bytes from 102400 to 67108864"))?,
+        };
+        let extra_routes = extra_routes(self.gateway_routes, &settings)?;
         let rate_limit_period_s = match self.rate_limit_period.as_deref().map(str::trim) {
             None | Some("") | Some("60") => 60,
             Some("10") => 10,
@@ -390,6 +442,7 @@ impl GatewayEnv {
             allowed_origins,
             upstream_timeout_ms,
             body_timeout_ms,
+            body_buffer_limit,
             extra_routes,
             rate_limit_period_s,
             region,
@@ -474,6 +527,8 @@ mod tests {
             (GatewayEnv { upstream_timeout_ms: Some("soon".into()), ..env() }, "UPSTREAM_TIMEOUT_MS", ""),
             (GatewayEnv { upstream_timeout_ms: Some("0".into()), ..env() }, "UPSTREAM_TIMEOUT_MS", ""),
             (GatewayEnv { body_timeout_ms: Some("120001".into()), ..env() }, "BODY_TIMEOUT_MS", ""),
+            (GatewayEnv { body_buffer_limit: Some("1000".into()), ..env() }, "BODY_BUFFER_LIMIT", "102400"),
+            (GatewayEnv { body_buffer_limit: Some("lots".into()), ..env() }, "BODY_BUFFER_LIMIT", ""),
             (GatewayEnv { refresh_ahead_ms: Some("3600001".into()), ..env() }, "REFRESH_AHEAD_MS", "0 to 3600000"),
             (GatewayEnv { refresh_ahead_ms: Some("-1".into()), ..env() }, "REFRESH_AHEAD_MS", ""),
             (GatewayEnv { expiry_margin_ms: Some("1.5".into()), ..env() }, "EXPIRY_MARGIN_MS", ""),
@@ -544,6 +599,40 @@ mod tests {
         let dbg = format!("{:?}", cfg());
         assert!(!dbg.contains(&*KEY_ALL) && !dbg.contains(&digest) && !dbg.contains("gateway-secret-value"), "{dbg}");
         assert!(dbg.contains("wallboard"), "ids may be shown: {dbg}");
+    }
+
+    #[test]
+    fn route_rows_cannot_widen_a_key() {
+        let row_for = |prefix: &str, scope: &str| {
+            routes(vec![row(&[
+                ("methods", fx::text("read")),
+                ("prefix", fx::text(prefix)),
+                ("scope", fx::text(scope)),
+            ])])
+        };
+        // Under a built-in prefix with another scope: refused, naming the row.
+        let m = row_for("/useradmin/users/me", "stats").validate().unwrap_err();
+        assert_eq!(m.setting, "GATEWAY_ROUTES");
+        assert!(m.problem.starts_with("entry 1 is under a built-in"), "{}", m.problem);
+        assert!(row_for("/Stats/extra", "admin:read").validate().is_err(), "case does not hide it");
+        // Under it with the same scope, or beside it: kept.
+        assert!(row_for("/useradmin/users/me", "users:read").validate().is_ok());
+        assert!(row_for("/useradmin/roles", "admin:read").validate().is_ok());
+        assert!(row_for("/statsx", "admin:read").validate().is_ok(), "a segment, not a string prefix");
+        // The API on the token endpoint's origin: a row reaching its path is refused.
+        let same = |prefix: &str| {
+            let mut e = row_for(prefix, "admin:read");
+            e.vcc.auth_base_url = Some("https://vcc.example.com".into());
+            e.vcc.api_base_url = Some("https://vcc.example.com".into());
+            e.validate()
+        };
+        for prefix in ["/Auth/connect/token", "/Auth", "/auth/connect", "/Auth/connect/token/x"] {
+            let m = same(prefix).unwrap_err();
+            assert!(m.problem.contains("token endpoint"), "{prefix}: {}", m.problem);
+        }
+        assert!(same("/Authors").is_ok());
+        // On another origin (VCC's own layout) the same row reaches no token endpoint.
+        assert!(row_for("/Auth/connect/token", "admin:read").validate().is_ok());
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub(super) async fn api_fetch(inner: Rc<Inner>, input: JsValue, init: JsValue) -
     };
     let key = inner.key_for(&scope).map_err(err)?;
     let send = async |token: &AccessToken| send_api(&request, token, accept).await;
-    match exchange(&inner, &key, &KeepAlive::none(), send).await {
+    match exchange(&inner, &key, "", &KeepAlive::none(), send).await {
         Ok((response, _, _)) => Ok(response.into()),
         Err(ExchangeError::Token(e)) => Err(err(e)),
         Err(ExchangeError::Send(e)) => Err(e),

@@ -48,19 +48,20 @@ impl VccClient {
         if self.inner.state.borrow().closed {
             return Promise::reject(&to_js_error(&closed_error()));
         }
-        match driver::step(&self.inner, &key, &ClientHost) {
+        // The client has one caller (its user): ""; the gateway tells its callers apart.
+        match driver::step(&self.inner, &key, "", &ClientHost) {
             // A cached token answers at once, and is published for the JS fast path.
             Ok(Step::Ready(_)) => match self.inner.state.borrow_mut().tokens.publish(scope, &key, now) {
                 Some(js) => Promise::resolve(&js),
                 None => Promise::reject(&to_js_error(&closed_error())),
             },
-            Ok(Step::Pending(wait)) => {
+            Ok(Step::Pending(wait, _)) => {
                 let inner = self.inner.clone();
                 future_to_promise(async move {
                     match wait.await {
                         Some(outcome) => settle(outcome),
                         // Given up on (never, for the client): plan once more.
-                        None => settle(driver::token(&inner, &key, &ClientHost).await.map(|(t, _)| t)),
+                        None => settle(driver::token(&inner, &key, "", &ClientHost).await.map(|(t, _)| t)),
                     }
                 })
             }

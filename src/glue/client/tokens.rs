@@ -11,13 +11,13 @@ use litemap::LiteMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::core::cache::{Event, Info, TokenCache};
+use crate::core::cache::{Event, Info, Rejected, TokenCache};
 use crate::core::config::Settings;
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::scope::ScopeSet;
 use crate::core::secret::AccessToken;
 use crate::core::token::Token;
-use crate::glue::driver::{self, Flights, Host, Outcome};
+use crate::glue::driver::{self, Flights, Got, Host, Outcome};
 use crate::glue::http::request_token;
 use crate::glue::js::{now_ms, to_js_error, KeepAlive, Obj, Timer};
 use crate::glue::tokens::{Lease, TokenSource, Via};
@@ -288,21 +288,21 @@ impl Flights for Inner {
 impl TokenSource for Rc<Inner> {
     type Key = CacheKey;
 
-    async fn token(&self, key: &CacheKey, _keep_alive: &KeepAlive) -> Result<Lease, VccError> {
+    async fn token(&self, key: &CacheKey, caller: &str, _keep_alive: &KeepAlive) -> Result<Lease, VccError> {
         if self.state.borrow().closed {
             return Err(closed_error());
         }
-        let (token, cached) = driver::token(self, key, &ClientHost).await?;
-        Ok(Lease { token, cached, via: Via::Local })
+        let (token, got) = driver::token(self, key, caller, &ClientHost).await?;
+        Ok(Lease { token, cached: got == Got::Cached, via: Via::Local })
     }
 
-    fn reject(&self, key: &CacheKey, token: &AccessToken) {
+    fn reject(&self, key: &CacheKey, caller: &str, token: &AccessToken, sent_at: u64) -> Rejected {
         let now = now_ms();
-        self.with(key, |c| c.invalidate_if(key, token, now));
+        self.with(key, |c| c.invalidate_if(key, caller, token, sent_at, now))
     }
 
-    fn confirm(&self, key: &CacheKey, token: &AccessToken, _keep_alive: &KeepAlive) {
-        self.with(key, |c| c.confirm(key, token));
+    fn confirm(&self, key: &CacheKey, caller: &str, token: &AccessToken, sent_at: u64, _keep_alive: &KeepAlive) {
+        self.with(key, |c| c.confirm(key, caller, token, sent_at));
     }
 
     fn health(&self) -> Vec<(CacheKey, Info)> {

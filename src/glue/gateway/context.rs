@@ -72,6 +72,7 @@ fn via_word(v: Via) -> &'static str {
         Via::Local => "isolate",
         Via::L1 => "l1",
         Via::Broker => "broker",
+        Via::BrokerWait => "broker_wait",
         Via::Fallback => "fallback",
     }
 }

@@ -28,6 +28,7 @@ pub fn read_env(env: &JsValue) -> Result<GatewayConfig, Misconfigured> {
         rate_limit_period: text("GATEWAY_RATE_LIMIT_PERIOD"),
         upstream_timeout_ms: text("UPSTREAM_TIMEOUT_MS"),
         body_timeout_ms: text("BODY_TIMEOUT_MS"),
+        body_buffer_limit: text("BODY_BUFFER_LIMIT"),
         refresh_ahead_ms: text("REFRESH_AHEAD_MS"),
         expiry_margin_ms: text("EXPIRY_MARGIN_MS"),
     }

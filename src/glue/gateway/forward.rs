@@ -12,10 +12,11 @@ use web_sys::{AbortSignal, Request, Response};
 
 use super::bindings::RateLimiter;
 use super::context::{cors_for, Cx};
-use super::inbound::{read_body, Judged};
+use super::inbound::{read_body, BodyBudget, Judged};
 use crate::core::error::ErrorCode;
 use crate::core::gateway::{
-    hop_by_hop, needs_versioned_accept, read_whole, Forward, GatewayConfig, Refusal, BODY_LIMIT,
+    answer_plan, hop_by_hop, needs_versioned_accept, AnswerPlan, Forward, GatewayConfig, Refusal, BODY_LIMIT,
+    RESPONSE_BUFFER_LIMIT,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::AccessToken;
@@ -40,12 +41,15 @@ extern "C" {
         signal: &AbortSignal,
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = respondUpstream, catch)]
+    #[allow(clippy::too_many_arguments)]
     fn respond_upstream(
         upstream: &Response,
         pass: &JsValue,
         drop: &str,
         extra: &str,
-        whole: bool,
+        plan: u32,
+        length: f64,
+        cap: u32,
         signal: &AbortSignal,
         keep_alive: &JsValue,
     ) -> Result<Promise, JsValue>;
@@ -58,6 +62,8 @@ pub struct Upstream<'a, S> {
     /// The core's header allow-lists as host Sets: request, response.
     pub forward_headers: &'a JsValue,
     pub pass_headers: &'a JsValue,
+    /// The isolate's budget for request bodies.
+    pub bodies: &'a BodyBudget,
 }
 
 /// Whether `key` is within its rate limit: `GATEWAY_RATE_LIMIT.limit({key: id})`. No
@@ -89,11 +95,17 @@ pub async fn forward<S: TokenSource<Key = ScopeSet>>(
 ) -> Result<Response, JsValue> {
     let config = up.config;
     let method = cx.facts.method.as_str();
-    let body = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
-        None
+    // The body, and its share of the isolate's budget, held until this function returns.
+    let (body, _held) = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+        (None, None)
     } else {
-        match read_body(&cx.request, BODY_LIMIT, config.body_timeout_ms).await {
-            Ok(b) => b,
+        // The core has checked that a declared length is a number within the limit.
+        let declared = cx.facts.header(Judged::ContentLength).and_then(|n| n.trim().parse().ok());
+        match read_body(&cx.request, declared, BODY_LIMIT, config.body_timeout_ms, up.bodies).await {
+            Ok((b, held)) => (b, Some(held)),
+            Err(Refusal::GatewayBusy) => {
+                return cx.refuse_with(Refusal::GatewayBusy, vec![("retry-after", "1".into())])
+            }
             Err(r) => return cx.refuse(r),
         }
     };
@@ -116,7 +128,9 @@ pub async fn forward<S: TokenSource<Key = ScopeSet>>(
                 Transport::Redirect(_) => Refusal::UpstreamRedirect,
             })
         };
-        exchange(up.tokens, &f.scope, &cx.keep_alive, send).await
+        // Whose 401s these are: the key's id (the storm brake keeps them with it).
+        let caller = cx.key.as_deref().unwrap_or("");
+        exchange(up.tokens, &f.scope, caller, &cx.keep_alive, send).await
     };
     let (upstream, cache, via) = match outcome {
         Ok(answer) => answer,
@@ -136,7 +150,13 @@ pub async fn forward<S: TokenSource<Key = ScopeSet>>(
     let head = upstream.headers();
     let header = |name: &str| head.get(name).ok().flatten();
     let drop = hop_by_hop(header("connection").as_deref());
-    let whole = read_whole(header("content-length").as_deref(), header("content-encoding").as_deref());
+    // What `respondUpstream` is told to do with the body: 0 whole, 1 probe, 2 stream
+    // with `length` (see `AnswerPlan`).
+    let (plan, length) = match answer_plan(header("content-length").as_deref(), header("content-encoding").as_deref()) {
+        AnswerPlan::Whole => (0, f64::NAN),
+        AnswerPlan::Probe => (1, f64::NAN),
+        AnswerPlan::Stream(n) => (2, n as f64),
+    };
     let mut extra = String::new();
     for (k, v) in cors_for(&cx.origin) {
         extra.push_str(k);
@@ -146,10 +166,12 @@ pub async fn forward<S: TokenSource<Key = ScopeSet>>(
     }
     let deadline = deadline();
     let keep_alive = cx.keep_alive.as_js();
-    let answer = respond_upstream(&upstream, up.pass_headers, &drop, &extra, whole, deadline, &keep_alive)?;
+    let cap = RESPONSE_BUFFER_LIMIT;
+    let answer = respond_upstream(&upstream, up.pass_headers, &drop, &extra, plan, length, cap, deadline, &keep_alive)?;
     match JsFuture::from(answer).await {
         Ok(response) => Ok(response.unchecked_into()),
-        // Only a body read whole can fail here: at the deadline, or cut off.
+        // Only a body read (whole, or its first part) can fail here: at the deadline, or
+        // cut off.
         Err(_) if deadline.aborted() => cx.refuse(Refusal::UpstreamTimeout),
         Err(_) => cx.refuse(Refusal::UpstreamIncomplete),
     }

@@ -55,18 +55,22 @@ function copyListed(from, names, skip, to) {
 
 /** A promise of the caller's response from VCC's: the `pass` headers (walked as in
  *  `sendUpstream`) but those `drop` names (comma-separated, hop-by-hop), then `extra`
- *  ("name\nvalue\n..." pairs: CORS).
- *
- *  With `whole` (the core's `read_whole`: small, of known size, not encoded) the body
- *  is read first, under `signal` (the fetch's deadline): a stall or a cut then rejects,
- *  and the gateway answers 504 or 502 instead of a body that stops short; in workerd it
- *  also costs less than a pipe. Any other body streams through a pipe watched by
- *  `signal`, kept alive by `ctx.waitUntil`: workerd passes a fetched body through
- *  natively once the handler returns, with no JS left to run a timer, so without the
- *  pipe a body stalling after its head would hold the caller as long as VCC likes.
- *  IdentityTransformStream (workerd's own) keeps the pump native; TransformStream
- *  elsewhere. */
-export function respondUpstream(upstream, pass, drop, extra, whole, signal, ctx) {
+ *  ("name\nvalue\n..." pairs: CORS). The body as the core's `AnswerPlan` says, under
+ *  `signal` (the exchange's deadline):
+ *  - 0, whole: read first (a small body of known size), so a stall or a cut rejects
+ *    and the gateway answers 504 or 502 instead of a body that stops short; in workerd
+ *    it also costs less than a pipe;
+ *  - 1, probe: of unknown size; read up to `cap` bytes first, and if it ends by then,
+ *    as whole; else what was read, then the rest, streams;
+ *  - 2, stream: of known `length`, piped through a FixedLengthStream, so the answer
+ *    keeps its Content-Length and a cut leaves the caller short of it (its connection
+ *    fails) where a chunked body would be ended cleanly by workerd
+ *    (cloudflare/workerd#6818).
+ *  A stream is watched by `signal` and kept alive by `ctx.waitUntil`: workerd passes a
+ *  fetched body through natively once the handler returns, with no JS left to run a
+ *  timer, so without that a body stalling after its head would hold the caller as long
+ *  as VCC likes. */
+export function respondUpstream(upstream, pass, drop, extra, plan, length, cap, signal, ctx) {
   const headers = new Headers();
   copyListed(upstream.headers, pass, drop ? new Set(drop.split(",")) : null, headers);
   if (extra) {
@@ -76,10 +80,63 @@ export function respondUpstream(upstream, pass, drop, extra, whole, signal, ctx)
   const status = upstream.status;
   const body = upstream.body;
   if (!body) return Promise.resolve(new Response(null, { status, headers }));
-  if (whole) return upstream.arrayBuffer().then((bytes) => new Response(bytes, { status, headers }));
-  const pipe = typeof IdentityTransformStream === "function" ? new IdentityTransformStream() : new TransformStream();
+  if (plan === 0) return upstream.arrayBuffer().then((bytes) => new Response(bytes, { status, headers }));
+  if (plan === 1) return probe(body, cap, signal, ctx).then((b) => new Response(b, { status, headers }));
+  const pipe = typeof FixedLengthStream === "function" ? new FixedLengthStream(length) : new TransformStream();
   // A pipe cut off at the deadline rejects: that is the point, not an error to report.
   const done = body.pipeTo(pipe.writable, { signal }).catch(() => {});
   ctx?.waitUntil?.(done);
   return Promise.resolve(new Response(pipe.readable, { status, headers }));
+}
+
+/** Reads `body` up to `cap` bytes: the whole body if it ends by then, else a stream of
+ *  what was read and then the rest (cut at `signal`). Rejects if the first part fails. */
+async function probe(body, cap, signal, ctx) {
+  const reader = body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return joined(chunks, total);
+    chunks.push(value);
+    total += value.byteLength;
+    if (total > cap) break;
+  }
+  let finished;
+  ctx?.waitUntil?.(new Promise((r) => (finished = r)));
+  const cut = () => reader.cancel(signal.reason).catch(() => {});
+  signal.addEventListener("abort", cut, { once: true });
+  return new ReadableStream({
+    start(c) {
+      for (const chunk of chunks) c.enqueue(chunk);
+    },
+    async pull(c) {
+      try {
+        const { done, value } = await reader.read();
+        if (signal.aborted) throw signal.reason;
+        if (done) {
+          c.close();
+          finished();
+        } else c.enqueue(value);
+      } catch (e) {
+        c.error(e);
+        finished();
+      }
+    },
+    cancel(reason) {
+      finished();
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** `chunks` (of `total` bytes) as one array. */
+function joined(chunks, total) {
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return bytes;
 }

@@ -3,13 +3,13 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use js_sys::Uint8Array;
+use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Request};
 
 use crate::core::gateway::Refusal;
-use crate::glue::http::{collect, next_chunk, Collected};
 use crate::glue::js::Timer;
 
 #[wasm_bindgen(module = "/src/glue/gateway/host.js")]
@@ -81,11 +81,59 @@ impl Facts {
     }
 }
 
-/// Reads the request body, counting as it streams, refusing past `limit` (413) or past
-/// `timeout_ms` (408: a body trickling in must not hold a connection for ever).
-/// Buffered so it can be replayed once after a 401 `invalid_token`.
-pub async fn read_body(request: &Request, limit: u64, timeout_ms: u32) -> Result<Option<Uint8Array>, Refusal> {
-    let Some(stream) = request.body() else { return Ok(None) };
+/// The bytes of request bodies this isolate holds: read, and kept until their exchange
+/// with VCC ends (a 401 replays them). Shared by every request of the isolate.
+#[derive(Clone)]
+pub struct BodyBudget {
+    held: Rc<Cell<u64>>,
+    limit: u64,
+}
+
+impl BodyBudget {
+    /// A budget of `limit` bytes (`BODY_BUFFER_LIMIT`).
+    pub fn new(limit: u64) -> Self {
+        Self { held: Rc::default(), limit }
+    }
+
+    /// Takes `n` more bytes for `body`, if the budget has them.
+    fn take(&self, body: &mut Held, n: u64) -> bool {
+        let held = self.held.get();
+        if held.saturating_add(n) > self.limit {
+            return false;
+        }
+        self.held.set(held + n);
+        body.bytes += n;
+        true
+    }
+}
+
+/// What one request's body holds of the budget: given back when dropped, however the
+/// request ends.
+pub struct Held {
+    budget: BodyBudget,
+    bytes: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.held.set(self.budget.held.get().saturating_sub(self.bytes));
+    }
+}
+
+/// Reads the request body, counting as it streams, refusing past `limit` (413), past
+/// `timeout_ms` (408: a body trickling in must not hold a connection for ever), or past
+/// the isolate's `budget` (503): a body announced by `Content-Length` takes its bytes
+/// before any is read, a streamed one as they come. Buffered so it can be replayed once
+/// after a 401 `invalid_token`; the [`Held`] keeps its bytes taken until dropped.
+pub async fn read_body(
+    request: &Request,
+    declared: Option<u64>,
+    limit: u64,
+    timeout_ms: u32,
+    budget: &BodyBudget,
+) -> Result<(Option<Uint8Array>, Held), Refusal> {
+    let mut held = Held { budget: budget.clone(), bytes: 0 };
+    let Some(stream) = request.body() else { return Ok((None, held)) };
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     // On time-out the reader is cancelled, which ends the pending read as "done".
     let timed_out = Rc::new(Cell::new(false));
@@ -96,17 +144,58 @@ pub async fn read_body(request: &Request, limit: u64, timeout_ms: u32) -> Result
             let _ = reader.cancel();
         })
     };
-    let collected = collect(&reader, limit).await;
+    if let Some(n) = declared.filter(|n| *n > 0) {
+        if !budget.take(&mut held, n.min(limit)) {
+            drain(&reader, 0).await;
+            return Err(Refusal::GatewayBusy);
+        }
+    }
+    let mut chunks = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let chunk = match next_chunk(&reader).await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(_) if timed_out.get() => return Err(Refusal::BodyTimeout),
+            Err(_) => return Err(Refusal::BadRequest),
+        };
+        total += u64::from(chunk.length());
+        if total > limit {
+            drop(chunks);
+            drain(&reader, total).await;
+            return Err(if timed_out.get() { Refusal::BodyTimeout } else { Refusal::BodyTooLarge });
+        }
+        let more = total.saturating_sub(held.bytes);
+        if more > 0 && !budget.take(&mut held, more) {
+            drop(chunks);
+            drain(&reader, total).await;
+            return Err(Refusal::GatewayBusy);
+        }
+        chunks.push(chunk);
+    }
     if timed_out.get() {
         return Err(Refusal::BodyTimeout);
     }
-    match collected.map_err(|_| Refusal::BadRequest)? {
-        Collected::Whole(body) => Ok(Some(body)),
-        Collected::Over(total) => {
-            drain(&reader, total).await;
-            Err(if timed_out.get() { Refusal::BodyTimeout } else { Refusal::BodyTooLarge })
-        }
+    // Concatenated on the JS side.
+    let body = Uint8Array::new_with_length(total as u32);
+    let mut offset = 0u32;
+    for c in &chunks {
+        body.set(c, offset);
+        offset += c.length();
     }
+    Ok((Some(body), held))
+}
+
+/// One chunk from `reader`: `Ok(None)` at the end, `Err` if the stream failed.
+async fn next_chunk(reader: &ReadableStreamDefaultReader) -> Result<Option<Uint8Array>, JsValue> {
+    let step = JsFuture::from(reader.read()).await?;
+    if Reflect::get(&step, &"done".into())?.as_bool().unwrap_or(true) {
+        return Ok(None);
+    }
+    Ok(Reflect::get(&step, &"value".into())?
+        .dyn_into::<Uint8Array>()
+        .ok()
+        .or_else(|| Some(Uint8Array::new_with_length(0))))
 }
 
 /// How much of a refused body is read and thrown away (see [`drain`]).

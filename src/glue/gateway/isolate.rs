@@ -24,13 +24,13 @@ use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::core::cache::{Info, TokenCache};
+use crate::core::cache::{Info, Rejected, TokenCache};
 use crate::core::error::VccError;
 use crate::core::gateway::GatewayConfig;
 use crate::core::scope::ScopeSet;
 use crate::core::secret::AccessToken;
 use crate::core::token::Token;
-use crate::glue::driver::{self, Flights, Host, Outcome};
+use crate::glue::driver::{self, Flights, Got, Host, Outcome};
 use crate::glue::http::request_token;
 use crate::glue::js::{now_ms, KeepAlive};
 use crate::glue::tokens::{Lease, TokenSource, Via};
@@ -133,17 +133,17 @@ impl Flights for IsolateTokens {
 impl TokenSource for Rc<IsolateTokens> {
     type Key = ScopeSet;
 
-    async fn token(&self, scope: &ScopeSet, keep_alive: &KeepAlive) -> Result<Lease, VccError> {
-        let (token, cached) = driver::token(self, scope, &IsolateHost(keep_alive.clone())).await?;
-        Ok(Lease { token, cached, via: Via::Local })
+    async fn token(&self, scope: &ScopeSet, caller: &str, keep_alive: &KeepAlive) -> Result<Lease, VccError> {
+        let (token, got) = driver::token(self, scope, caller, &IsolateHost(keep_alive.clone())).await?;
+        Ok(Lease { token, cached: got == Got::Cached, via: Via::Local })
     }
 
-    fn reject(&self, scope: &ScopeSet, token: &AccessToken) {
-        self.cache.borrow_mut().invalidate_if(scope, token, now_ms());
+    fn reject(&self, scope: &ScopeSet, caller: &str, token: &AccessToken, sent_at: u64) -> Rejected {
+        self.cache.borrow_mut().invalidate_if(scope, caller, token, sent_at, now_ms())
     }
 
-    fn confirm(&self, scope: &ScopeSet, token: &AccessToken, _keep_alive: &KeepAlive) {
-        self.cache.borrow_mut().confirm(scope, token);
+    fn confirm(&self, scope: &ScopeSet, caller: &str, token: &AccessToken, sent_at: u64, _keep_alive: &KeepAlive) {
+        self.cache.borrow_mut().confirm(scope, caller, token, sent_at);
     }
 
     fn health(&self) -> Vec<(ScopeSet, Info)> {

@@ -36,9 +36,9 @@ use self::bindings::Bindings;
 use self::broker::BrokerTokens;
 use self::context::{respond, Cx, Served};
 use self::forward::{forward, within_rate_limit, Upstream};
-use self::inbound::{Facts, Judged};
+use self::inbound::{BodyBudget, Facts, Judged};
 use self::isolate::IsolateTokens;
-use crate::core::cache::Info;
+use crate::core::cache::{Info, Rejected};
 use crate::core::error::VccError;
 use crate::core::gateway::{
     header_list, health_json_about, misconfigured_json, preflight_headers, split_request_url, Decision, GatewayConfig,
@@ -77,6 +77,8 @@ struct Inner {
 
 struct Setup {
     config: Rc<GatewayConfig>,
+    /// The isolate's budget for request bodies (`BODY_BUFFER_LIMIT`).
+    bodies: BodyBudget,
     /// Where requests get their tokens: the seam. The isolate's own cache, or the
     /// fleet's broker (with the isolate's cache as its fallback); the request path is
     /// the same for both.
@@ -92,24 +94,24 @@ enum Tokens {
 impl TokenSource for Tokens {
     type Key = ScopeSet;
 
-    async fn token(&self, scope: &ScopeSet, keep_alive: &KeepAlive) -> Result<Lease, VccError> {
+    async fn token(&self, scope: &ScopeSet, caller: &str, keep_alive: &KeepAlive) -> Result<Lease, VccError> {
         match self {
-            Self::Isolate(t) => t.token(scope, keep_alive).await,
-            Self::Broker(t) => t.token(scope, keep_alive).await,
+            Self::Isolate(t) => t.token(scope, caller, keep_alive).await,
+            Self::Broker(t) => t.token(scope, caller, keep_alive).await,
         }
     }
 
-    fn reject(&self, scope: &ScopeSet, token: &AccessToken) {
+    fn reject(&self, scope: &ScopeSet, caller: &str, token: &AccessToken, sent_at: u64) -> Rejected {
         match self {
-            Self::Isolate(t) => t.reject(scope, token),
-            Self::Broker(t) => t.reject(scope, token),
+            Self::Isolate(t) => t.reject(scope, caller, token, sent_at),
+            Self::Broker(t) => t.reject(scope, caller, token, sent_at),
         }
     }
 
-    fn confirm(&self, scope: &ScopeSet, token: &AccessToken, keep_alive: &KeepAlive) {
+    fn confirm(&self, scope: &ScopeSet, caller: &str, token: &AccessToken, sent_at: u64, keep_alive: &KeepAlive) {
         match self {
-            Self::Isolate(t) => t.confirm(scope, token, keep_alive),
-            Self::Broker(t) => t.confirm(scope, token, keep_alive),
+            Self::Isolate(t) => t.confirm(scope, caller, token, sent_at, keep_alive),
+            Self::Broker(t) => t.confirm(scope, caller, token, sent_at, keep_alive),
         }
     }
 
@@ -135,7 +137,7 @@ impl Gateway {
                 Some(ns) => Tokens::Broker(Rc::new(BrokerTokens::new(ns.clone(), config.clone(), isolate))),
                 None => Tokens::Isolate(isolate),
             };
-            Setup { tokens, config }
+            Setup { tokens, bodies: BodyBudget::new(config.body_buffer_limit), config }
         });
         if let Err(m) = &setup {
             console_error(&misconfigured_json(m));
@@ -240,6 +242,7 @@ impl Inner {
                     tokens: &setup.tokens,
                     forward_headers: &self.forward_headers,
                     pass_headers: &self.pass_headers,
+                    bodies: &setup.bodies,
                 };
                 forward(cx, &up, f).await
             }

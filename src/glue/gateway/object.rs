@@ -6,8 +6,9 @@
 //!   ([`IsolateTokens`], with single-flight: concurrent calls inside a Durable Object
 //!   may share a fetch), and keeps a [`BrokerRecord`] in its storage, so a restarted
 //!   object serves the stored token. Storage holds a secret: nothing of it is logged.
-//! - `token(ask)`: drops generation `ask.rejected` if it is still the current one (so a
-//!   revocation seen by many isolates costs one fetch), then answers a
+//! - `token(ask)`: drops each generation in `ask.rejected` if it is still the current one
+//!   (so a revocation seen by many isolates costs one fetch; two callers seeing fresh
+//!   tokens die is a storm, and the scope set cools down), then answers a
 //!   [`BrokerAnswer`]: a token with its generation and times, or why there is none (an
 //!   answer, not a broker failure).
 //! - The alarm refreshes at the refresh-ahead time while the scope is in use; it can
@@ -103,8 +104,8 @@ impl Broker {
         })
     }
 
-    /// A token for `ask.scope`, after dropping generation `ask.rejected` if it is still
-    /// current: a `BrokerAnswer`.
+    /// A token for `ask.scope`, after dropping each generation of `ask.rejected` that is
+    /// still current: a `BrokerAnswer`.
     pub fn token(&self, ask: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -121,7 +122,7 @@ impl Broker {
     pub fn confirm(&self, confirm: JsValue) {
         let Some(c) = from_js::<BrokerConfirm>(confirm) else { return };
         if let (Ok(tokens), Ok(scope)) = (&self.inner.tokens, ScopeSet::parse(&c.scope)) {
-            tokens.with_cache(|cache| cache.confirm_generation(&scope, c.generation));
+            tokens.with_cache(|cache| cache.confirm_generation(&scope, &c.caller, c.generation, c.sent_at));
         }
     }
 
@@ -153,11 +154,13 @@ impl BrokerInner {
         }
         *self.scope.borrow_mut() = Some(scope.clone());
         let now = now_ms();
-        if let Some(g) = ask.rejected {
-            tokens.with_cache(|c| c.invalidate_generation(&scope, g, now));
+        for r in &ask.rejected {
+            let _ = tokens.with_cache(|c| c.invalidate_generation(&scope, &r.caller, r.generation, r.sent_at, now));
         }
         self.last_used.set(now);
-        let lease = match tokens.token(&scope, &self.keep_alive).await {
+        // No caller: the isolates brake their callers; here only the scope set's own
+        // brake (a storm) refuses.
+        let lease = match tokens.token(&scope, "", &self.keep_alive).await {
             Ok(l) => l,
             Err(e) => return refusal(&e),
         };
