@@ -72,16 +72,25 @@ impl Published {
     /// Runs `f` on the cache for a step concerning `key`; if `key`'s token changed, its
     /// published copies are withdrawn.
     pub(super) fn change<R>(&mut self, key: &CacheKey, f: impl FnOnce(&mut TokenCache<CacheKey, Waiter>) -> R) -> R {
-        let before = self.cache.current(key).map(|(_, serial)| serial);
+        // Generic only in `f`: the check around it is one function, not one per caller.
+        let before = self.serial(key);
         let out = f(&mut self.cache);
-        if self.cache.current(key).map(|(_, serial)| serial) != before {
+        self.withdraw_if_changed(key, before);
+        out
+    }
+
+    fn serial(&self, key: &CacheKey) -> Option<u64> {
+        self.cache.current(key).map(|(_, serial)| serial)
+    }
+
+    fn withdraw_if_changed(&mut self, key: &CacheKey, before: Option<u64>) {
+        if self.serial(key) != before {
             if let Some(spellings) = self.spellings.remove(key) {
                 for s in spellings {
                     self.map.delete(&JsValue::from_str(&s));
                 }
             }
         }
-        out
     }
 
     /// Runs `f` on the cache for a step concerning every key; everything published is
