@@ -15,7 +15,7 @@ export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: fuzz soak all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-gateway test-demo bench emulator clean
+.PHONY: fuzz soak all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-consumers test-gateway test-demo bench emulator clean
 
 all: pkg
 
@@ -60,8 +60,14 @@ test-wasm: setup
 test-pkg: pkg
 	scripts/with-emulator.sh scripts/test-pkg.sh
 
-test: setup lint test-native test-wasm test-pkg test-gateway test-demo
-	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package, gateway in workerd, demo page in Chromium)"
+# The packed package in one app per toolchain (tests/consumers/): Node, serverless
+# bundling, Vite, webpack, Rollup, esbuild, Next.js, Bun, Deno, TypeScript. Installs are
+# cached in ~/.cache/vcc-auth-consumers (VCC_CONSUMER_CACHE); CONSUMERS=vite7,next for some.
+test-consumers: setup pkg emulator
+	scripts/with-emulator.sh node tests/consumers/run.mjs
+
+test: setup lint test-native test-wasm test-pkg test-consumers test-gateway test-demo
+	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package and its consumers, gateway in workerd, demo page in Chromium)"
 
 # Emulator (or real VCC, see README) + gateway + page until Ctrl-C; prints URL and key.
 demo: gateway emulator

@@ -6,7 +6,7 @@ import { gzipSync } from "node:zlib";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { VccClient } from "../pkg/node.mjs";
+import { VccClient } from "../pkg/index.mjs";
 import { initSync } from "../pkg/vcc_auth.js";
 import { gatewayRows } from "./gateway-bench.mjs";
 import { brokerRows } from "./broker-bench.mjs";
@@ -35,17 +35,20 @@ async function newClientId(lifetimeSeconds = 7200) {
 }
 const emuStats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
 
-// 1. Size of what a browser downloads: wasm + JS glue + entry, gzipped.
+// 1. Size of what a browser downloads, gzipped, per entry: the default one (wasm inlined
+// as base64 in a module) and vcc-auth/slim (the .wasm as its own file), each with the
+// JS glue (wasm-bindgen's module, the entry, the classes, the JS helpers in snippets/).
 console.error("size");
 const wasm = readFileSync(join(root, "pkg/vcc_auth_bg.wasm"));
-// The glue: wasm-bindgen's module, the entry, and the JS helpers it imports (snippets/).
 const snippets = readdirSync(join(root, "pkg/snippets"), { recursive: true })
   .filter((f) => f.endsWith(".js"))
   .map((f) => join("snippets", f));
-const glueFiles = ["vcc_auth.js", "browser.mjs", "client.mjs", ...snippets];
-const glue = Buffer.concat(glueFiles.map((f) => readFileSync(join(root, "pkg", f))));
+const shared = ["vcc_auth.js", "client.mjs", "errors.mjs", ...snippets];
+const glueFiles = ["slim.mjs", ...shared];
+const gz = (files) => gzipSync(Buffer.concat(files.map((f) => readFileSync(join(root, "pkg", f)))), { level: 9 }).length;
 const gzWasm = gzipSync(wasm, { level: 9 }).length;
-const gzGlue = gzipSync(glue, { level: 9 }).length;
+const gzGlue = gz(glueFiles);
+const gzDefault = gz(["index.mjs", "wasm-inline.mjs", ...shared]);
 let dominates = "";
 try {
   // Same build with names kept, optimised like the package, read by twiggy.
@@ -78,10 +81,37 @@ try {
   dominates = `twiggy unavailable (${e.message.split("\n")[0]})`;
 }
 row(
-  "gzip size, wasm + JS glue",
+  "gzip size, vcc-auth/slim: wasm + JS glue",
   kb(gzWasm + gzGlue),
   "",
   `wasm ${kb(gzWasm)} (${kb(wasm.length)} raw) + glue ${kb(gzGlue)}; by crate: ${dominates}`,
+);
+row(
+  "gzip size, default entry (wasm inlined as base64)",
+  kb(gzDefault),
+  "",
+  `${((100 * gzDefault) / (gzWasm + gzGlue) - 100).toFixed(0)} % over vcc-auth/slim; no asset to serve or find`,
+);
+// Start: from a new Node process's import to a usable client, per entry (median of 7:
+// V8 keeps compiled modules for a process's life, so each sample is a new process).
+const START = (entry) => `
+const t0 = performance.now();
+const m = await import(${JSON.stringify(join(root, "pkg", entry))});
+if (m.init) await m.init((await import("node:fs")).readFileSync(${JSON.stringify(join(root, "pkg/vcc_auth_bg.wasm"))}));
+new m.VccClient({ region: "emea", clientId: "x", clientSecret: "y" }).close();
+console.log(performance.now() - t0);`;
+const startOf = (entry) => {
+  const xs = [];
+  for (let i = 0; i < 7; i++)
+    xs.push(Number(execFileSync(process.execPath, ["--input-type=module", "-e", START(entry)], { encoding: "utf8" })));
+  return xs.sort((a, b) => a - b)[3];
+};
+const [startDefault, startSlim] = [startOf("index.mjs"), startOf("slim.mjs")];
+row(
+  "start in Node: import to a first client",
+  `${startDefault.toFixed(1)} ms default, ${startSlim.toFixed(1)} ms slim`,
+  "",
+  "a new Node process each (the default entry decodes its base64 and compiles synchronously; slim compiles bytes read from disk); median of 7",
 );
 
 // 1b. The demo page: what gateway mode downloads (each file gzipped, as served), and

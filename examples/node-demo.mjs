@@ -2,7 +2,7 @@
 // VCC emulator with 5-second tokens, so refresh-ahead, single-flight, 401 recovery and
 // "keep serving while the token endpoint is down" all happen within half a minute.
 // Ctrl-C stops it; DEMO_SECONDS sets its length (default 30).
-import { VccClient } from "../pkg/node.mjs"; // in your project: from "vcc-auth"
+import { VccClient } from "../pkg/index.mjs"; // in your project: from "vcc-auth"
 
 const EMU = process.env.VCC_EMULATOR_URL ?? "http://127.0.0.1:4010";
 const seconds = Number(process.env.DEMO_SECONDS ?? 30);

@@ -154,7 +154,8 @@ async function start(e) {
   try {
     emulator = await checkEmulator($("emulator-url").value.trim());
     clientId = $("client-id").value.trim();
-    const { VccClient } = await import("./vendor/vcc-auth/browser.mjs");
+    const { init, VccClient } = await import("./vendor/vcc-auth/slim.mjs");
+    await init(); // the .wasm next to it, compiled while it downloads
     const c = new VccClient({ clientId, clientSecret: secretInput.value, authBaseUrl: emulator, apiBaseUrl: emulator, onEvent });
     secretInput.value = ""; // the secret now lives only inside the client (wasm memory)
     try {

@@ -156,11 +156,34 @@ pub async fn sleep(ms: u64) {
     gloo_timers::future::TimeoutFuture::new(ms.min(i32::MAX as u64) as u32).await;
 }
 
+#[cfg(feature = "client")]
+thread_local! {
+    /// The package's exported `VccError` class (js/errors.mjs), once an entry has set it.
+    static ERROR_CLASS: std::cell::RefCell<Option<Function>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Internal, for the npm entries, right after instantiation: the class every error this
+/// library rejects or throws is an instance of, so `e instanceof VccError` works. (The
+/// class is JS: an entry exports it, and a JS class cannot be exported by the wasm.)
+#[cfg(feature = "client")]
+#[wasm_bindgen(js_name = "__setErrorClass", skip_typescript)]
+pub fn set_error_class(class: Function) {
+    ERROR_CLASS.with(|c| *c.borrow_mut() = Some(class));
+}
+
 /// Turns a [`VccError`] into a JS `Error` named `VccError` with `code` (and `status`,
-/// `retryAfterMs` when known).
+/// `retryAfterMs` when known): an instance of the package's `VccError` class once an
+/// entry has set it, a plain `Error` before (the wasm-bindgen tests).
 #[cfg(feature = "client")]
 pub fn to_js_error(e: &VccError) -> JsValue {
-    let err = js_sys::Error::new(&e.message);
+    let made = ERROR_CLASS.with(|c| {
+        let class = c.borrow().clone()?;
+        Reflect::construct(&class, &js_sys::Array::of1(&JsValue::from_str(&e.message))).ok()
+    });
+    let err: js_sys::Error = match made {
+        Some(v) => v.unchecked_into(),
+        None => js_sys::Error::new(&e.message),
+    };
     err.set_name("VccError");
     let _ = Reflect::set(&err, &"code".into(), &e.code.as_str().into());
     if let Some(s) = e.status {

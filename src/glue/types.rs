@@ -14,18 +14,6 @@ export type VccErrorCode =
   | "invalid_request" | "token_endpoint" | "network" | "timeout" | "rate_limited"
   | "unauthorized" | "forbidden" | "bad_response" | "closed" | "redirect" | "token_rejected";
 
-/** What every rejection of this library is: an `Error` named "VccError" with a code. */
-export interface VccError extends Error {
-  name: "VccError";
-  code: VccErrorCode;
-  /** HTTP status of the answer that caused it, when there was one. */
-  status?: number;
-  /** How long the server asked to wait (Retry-After), in ms. */
-  retryAfterMs?: number;
-  /** For "invalid_config": the option or argument at fault, e.g. "timeoutMs". */
-  field?: string;
-}
-
 export interface VccClientOptions {
   /** Required unless both authBaseUrl and apiBaseUrl are given. */
   region?: VccRegion;
@@ -77,7 +65,7 @@ export interface VccTokenInfo {
   refreshes: number;
   failures: number;
   inFlight: boolean;
-  lastError?: VccError;
+  lastError?: import("./errors.mjs").VccError;
 }
 
 /** `RequestInit` plus an explicit scope (otherwise inferred from the route table). */

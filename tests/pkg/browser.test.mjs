@@ -18,7 +18,7 @@ const { chromium } = createRequire(join(ROOT, "package.json"))("playwright-core"
 const here = new URL(".", import.meta.url).pathname;
 const types = { ".html": "text/html", ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm" };
 const page = (id, secret) => `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>vcc-auth browser entry</title>
-<script type="importmap">{ "imports": { "vcc-auth": "/node_modules/vcc-auth/browser.mjs" } }</script>
+<script type="importmap">{ "imports": { "vcc-auth": "/node_modules/vcc-auth/index.mjs" } }</script>
 <script type="module">
   import { VccClient } from "vcc-auth";
   const client = new VccClient({ clientId: ${JSON.stringify(id)}, clientSecret: ${JSON.stringify(secret)}, authBaseUrl: ${JSON.stringify(EMU)}, apiBaseUrl: ${JSON.stringify(EMU)} });

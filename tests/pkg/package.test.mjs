@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { VccClient } from "vcc-auth";
+import { VccClient, VccError } from "vcc-auth";
 
 const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU, "VCC_EMULATOR_URL must be set");
@@ -67,6 +67,7 @@ test("errors are Error objects named VccError with a stable code and no secret",
   const client = new VccClient(opts(c, { clientSecret: "pkg-wrong-secret-value" }));
   await assert.rejects(client.getToken("stats"), (e) => {
     assert.ok(e instanceof Error);
+    assert.ok(e instanceof VccError, "an instance of the exported class");
     assert.equal(e.name, "VccError");
     assert.equal(e.code, "invalid_client");
     assert.ok(!String(e).includes("pkg-wrong-secret-value"));
@@ -76,7 +77,7 @@ test("errors are Error objects named VccError with a stable code and no secret",
   });
   assert.throws(
     () => new VccClient({ region: "emea", clientId: "x" }),
-    (e) => e.name === "VccError" && e.code === "invalid_config" && /clientSecret/.test(e.message),
+    (e) => e instanceof VccError && e.code === "invalid_config" && e.field === "clientSecret" && /clientSecret/.test(e.message),
   );
   client.close();
 });
@@ -86,7 +87,7 @@ test("a Node process using the client exits by itself (refresh timers are unref'
   const script = new URL("./exit-check.mjs", import.meta.url);
   writeFileSync(
     script,
-    `import { VccClient } from "vcc-auth";
+    `import { VccClient, VccError } from "vcc-auth";
      // Held in a global so it is never garbage-collected: only unref() can let Node exit
      // (a collected client would clear its timers through Drop and hide a missing unref).
      const client = (globalThis.client = new VccClient(${JSON.stringify(opts(c))}));
@@ -145,7 +146,7 @@ test("a caller waiting on a background refresh that backs off keeps Node alive u
   assert.equal(r.status, 200);
   const { code, out } = await runChild(
     "backoff-check",
-    `import { VccClient } from "vcc-auth";
+    `import { VccClient, VccError } from "vcc-auth";
      const client = new VccClient(${JSON.stringify(opts(c))});
      const first = await client.getToken("stats");
      await fetch(${JSON.stringify(EMU)} + "/_emulator/faults", { method: "POST", headers: { "content-type": "application/json" },
@@ -167,7 +168,7 @@ test("a dropped client frees its refresh timers (weak refs: no refresh after GC)
   const c = await newClient(2);
   const { code, out } = await runChild(
     "drop-check",
-    `import { VccClient } from "vcc-auth";
+    `import { VccClient, VccError } from "vcc-auth";
      await (async () => {
        const client = new VccClient(${JSON.stringify(opts(c))});
        await client.getToken("stats");
@@ -186,7 +187,7 @@ test("a kept client does refresh (the control for the test above)", async () => 
   const c = await newClient(2);
   const { code, out } = await runChild(
     "keep-check",
-    `import { VccClient } from "vcc-auth";
+    `import { VccClient, VccError } from "vcc-auth";
      globalThis.client = new VccClient(${JSON.stringify(opts(c))});
      await globalThis.client.getToken("stats");
      for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }

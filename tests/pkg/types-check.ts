@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit` against the installed package: the declarations must
 // accept correct use and reject wrong use (the @ts-expect-error lines fail the build
 // if the types were `any`).
-import { VccClient, type VccClientOptions, type VccError, type VccTokenInfo } from "vcc-auth";
+import { VccClient, VccError, type VccClientOptions, type VccErrorCode, type VccTokenInfo } from "vcc-auth";
 
 const options: VccClientOptions = {
   region: "emea",
@@ -14,8 +14,16 @@ const token: Promise<string> = client.getToken("stats");
 const response: Promise<Response> = client.fetch("/stats/agent-status", { scope: "stats", method: "GET" });
 const plain: Promise<Response> = client.fetch("/agents-availability?skillNames=Sales");
 const info: VccTokenInfo | undefined = client.tokenInfo("stats");
-function code(e: VccError): string {
-  return e.code;
+function code(e: unknown): VccErrorCode | "other" {
+  // instanceof narrows to the class, and `code` to the union of codes
+  if (e instanceof VccError) {
+    const c: VccErrorCode = e.code;
+    // @ts-expect-error not one of the codes
+    const wrong: typeof c = "no_such_code";
+    void wrong;
+    return c;
+  }
+  return "other";
 }
 // @ts-expect-error region must be one of the three
 new VccClient({ region: "mars", clientId: "a", clientSecret: "b" });
