@@ -10,6 +10,7 @@
 
 mod api;
 mod control;
+mod idp;
 mod state;
 mod token;
 
@@ -76,7 +77,8 @@ async fn main() {
             }
         }
     }
-    let app = router(Arc::new(emulator));
+    let emulator = Arc::new(emulator);
+    let app = router(emulator.clone());
     let addr: SocketAddr = match format!("{}:{}", args.host, args.port).parse() {
         Ok(a) => a,
         Err(_) => {
@@ -93,6 +95,7 @@ async fn main() {
     };
     let local = listener.local_addr().expect("bound socket has an address");
     let url = format!("http://{local}");
+    let _ = emulator.url.set(url.clone());
     if !local.ip().is_loopback() {
         eprintln!(
             "vcc-emulator: WARNING: listening beyond loopback; /_emulator/ control endpoints are unauthenticated"
@@ -159,6 +162,10 @@ fn router(emulator: Arc<Emulator>) -> Router {
         .route("/_emulator/steal/{*rest}", any(control::steal))
         .route("/_emulator/stolen", get(control::stolen))
         .route("/_emulator/routes", post(control::add_routes))
+        .route("/cdn-cgi/access/certs", get(idp::certs))
+        .route("/_emulator/idp/token", post(idp::token))
+        .route("/_emulator/idp/rotate", post(idp::rotate))
+        .route("/_emulator/idp/stats", get(idp::stats))
         .fallback(api::api)
         // Browsers hide non-safelisted response headers cross-origin; the client needs
         // Retry-After (429 backoff) and WWW-Authenticate (401 classification).

@@ -62,6 +62,12 @@ pub struct Faults {
     pub api_stall_pad: u64,
     /// Answer every API request with 401 `invalid_token`, whatever the token.
     pub invalid_token_always: bool,
+    /// The identity provider's JWKS answers with a redirect to this URL (global only).
+    pub jwks_redirect: Option<String>,
+    /// The identity provider's JWKS answers this many ms late (global only).
+    pub jwks_stall_ms: u64,
+    /// The identity provider's JWKS answers 503 (global only).
+    pub jwks_down: bool,
     /// Answer API requests under this path with 401 `invalid_token`, whatever the
     /// token, while every other path works: a path that says 401 for reasons of its own.
     pub invalid_token_path: Option<String>,
@@ -198,6 +204,10 @@ pub struct Emulator {
     pub default_lifetime_s: u64,
     pub verbose: bool,
     pub inner: Mutex<Inner>,
+    /// The identity provider's keys (idp.rs).
+    pub idp: Mutex<crate::idp::Idp>,
+    /// The emulator's own URL, once it listens: the identity provider's issuer.
+    pub url: std::sync::OnceLock<String>,
 }
 
 pub const SEEN_LIMIT: usize = 500;
@@ -208,7 +218,18 @@ pub fn now_ms() -> u64 {
 
 impl Emulator {
     pub fn new(default_lifetime_s: u64, verbose: bool) -> Self {
-        Self { default_lifetime_s, verbose, inner: Mutex::new(Inner::default()) }
+        Self {
+            default_lifetime_s,
+            verbose,
+            inner: Mutex::new(Inner::default()),
+            idp: Mutex::new(crate::idp::Idp::new()),
+            url: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The emulator's URL (`http://127.0.0.1:port`): the identity provider's `iss`.
+    pub fn url(&self) -> String {
+        self.url.get().cloned().unwrap_or_default()
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
