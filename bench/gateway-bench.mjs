@@ -7,7 +7,8 @@
 //
 // The gateway runs as shipped: per-request log line on, rate limit binding on (with a
 // limit no run reaches), token broker bound and its L1 warm. Variants without the
-// broker or the rate limit show what each binding costs.
+// broker or the rate limit show what each binding costs; "a signed-in person" sends a
+// Cloudflare Access JWT (the emulator signs it) instead of a key: what verifying it costs.
 // Knobs: BENCH_ROUNDS, BENCH_ROUND_S; BENCH_ONLY=<variant>|<variant> (with the
 // pass-through); BENCH_BEFORE=<bundle dir> adds an older build (rate limit, no broker);
 // BENCH_PROFILE=<dir> writes a V8 CPU profile per server and round (the inspector's
@@ -71,7 +72,8 @@ export async function gatewayRows() {
 
 async function rowsFrom(made) {
   const client = await newClient("bench-gw");
-  const { key, entry } = mintKey("bench", ["*"]);
+  // admin: the cold start asks /healthz, and gets its details, as before the admin role.
+  const { key, entry } = mintKey("bench", ["*", "gateway:admin"]);
   const tok = await (
     await fetch(`${EMU}/Auth/connect/token`, {
       method: "POST",
@@ -82,6 +84,22 @@ async function rowsFrom(made) {
   const gwVars = gatewayVars(client, [entry], { VCC_REGION: "emea" });
   const ptVars = { UPSTREAM: EMU, TOKEN: tok.access_token, KEY: key };
   const auth = { authorization: `Bearer ${key}` };
+  // A person signed in through Access, with the emulator as identity provider.
+  const audience = "vcc-bench";
+  const jwt = await (
+    await fetch(`${EMU}/_emulator/idp/token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ lifetimeSeconds: 3600, claims: { aud: audience, sub: "bench-person", email: "ana@example.com" } }),
+    })
+  ).json();
+  const personVars = {
+    ...gwVars,
+    ACCESS_ISSUER: EMU,
+    ACCESS_AUDIENCE: audience,
+    GATEWAY_ACCESS_POLICY: JSON.stringify([{ email: "*@example.com", scopes: ["*"] }]),
+  };
+  const person = { "cf-access-jwt-assertion": jwt.token };
 
   // BENCH_GW_BUNDLE=<dir>: a prepared bundle instead (experiments, named profiles).
   const gw = process.env.BENCH_GW_BUNDLE ? { out: process.env.BENCH_GW_BUNDLE, upload: "-", gz: 0, wasm: 0 } : bundle(join(ROOT, "worker"));
@@ -89,22 +107,23 @@ async function rowsFrom(made) {
   if (!process.env.BENCH_GW_BUNDLE) made.push(gw.out);
   if (!process.env.BENCH_PT_BUNDLE) made.push(pt.out);
   const variants = [
-    ["pass-through", pt, ptVars, {}],
-    ["gateway", gw, gwVars, { broker: true, rateLimit: true }],
-    ["gateway, no rate limit", gw, gwVars, { broker: true }],
-    ["gateway, no broker", gw, gwVars, { rateLimit: true }],
-    ["gateway, neither", gw, gwVars, {}],
+    ["pass-through", pt, ptVars, {}, auth],
+    ["gateway", gw, gwVars, { broker: true, rateLimit: true }, auth],
+    ["gateway, a signed-in person", gw, personVars, { broker: true, rateLimit: true }, person],
+    ["gateway, no rate limit", gw, gwVars, { broker: true }, auth],
+    ["gateway, no broker", gw, gwVars, { rateLimit: true }, auth],
+    ["gateway, neither", gw, gwVars, {}, auth],
     // An older build's bundle, to compare like with like (it may predate the broker).
-    ...(process.env.BENCH_BEFORE ? [["before", { out: process.env.BENCH_BEFORE }, gwVars, { rateLimit: true }]] : []),
+    ...(process.env.BENCH_BEFORE ? [["before", { out: process.env.BENCH_BEFORE }, gwVars, { rateLimit: true }, auth]] : []),
   ].filter(([name]) => !process.env.BENCH_ONLY || ["pass-through", "before", ...process.env.BENCH_ONLY.split("|")].includes(name));
   const servers = [];
-  for (const [name, b, vars, opts] of variants) {
+  for (const [name, b, vars, opts, headers] of variants) {
     // BENCH_PROFILE: each server's inspector on its own port, profiled while loaded.
     const profile = process.env.BENCH_PROFILE ? 9230 + servers.length : 0;
     const s = await serve(b, vars, { ...opts, inspectorPort: profile || undefined });
-    servers.push({ name, ...s, reqs: [], cpu: [], p50: [], p99: [], errors: 0, profile });
+    servers.push({ name, ...s, headers, reqs: [], cpu: [], p50: [], p99: [], errors: 0, profile });
     console.error(`  ${name}: warming`);
-    await warm(s.base, auth);
+    await warm(s.base, headers);
   }
   // Alternating rounds; each figure is then compared with the pass-through's in the same
   // round (the machine's speed drifts by ±20 % between rounds here; pairs cancel it).
@@ -112,7 +131,7 @@ async function rowsFrom(made) {
     for (const s of servers) {
       const stopProfile = s.profile ? await startProfile(s.profile) : null;
       const cpu0 = s.pid ? cpuSeconds(s.pid) : 0;
-      const r = await load(`${s.base}${PATH}`, auth);
+      const r = await load(`${s.base}${PATH}`, s.headers);
       if (s.pid) s.cpu.push(((cpuSeconds(s.pid) - cpu0) * 1e6) / r.requests.total);
       if (stopProfile) await stopProfile(join(process.env.BENCH_PROFILE, `${s.name.replace(/\W+/g, "-")}-${round}.cpuprofile`));
       s.reqs.push(r.requests.average);

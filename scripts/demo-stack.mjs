@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEMO_AUDIENCE, DEMO_POLICY, startAccessStandIn } from "./access-standin.mjs";
 
 export const ROOT = new URL("../", import.meta.url).pathname;
 export const DEV_VARS = join(ROOT, "worker/.dev.vars");
@@ -21,6 +22,8 @@ const KEYGEN_BIN = join(ROOT, "target/release/vcc-key");
 
 /** The scopes the demo key may use: the three APIs the page shows. */
 export const DEMO_SCOPES = ["agents-availability:read", "users:read", "stats"];
+/** The gateway's own admin role (its /healthz details): the demo key has it too. */
+export const ADMIN_SCOPE = "gateway:admin";
 /** Emulator client the gateway uses, and the one the page's direct mode uses. */
 export const GATEWAY_CLIENT = "demo-gateway";
 export const DIRECT_CLIENT = "demo-direct";
@@ -194,13 +197,16 @@ async function waitFor(proc, url, deadlineMs, what) {
 /**
  * Starts the stack. Options:
  *   vcc              chooseVcc() result (default: the emulator)
- *   gatewayPort      preferred port (default: any free one)
+ *   pagePort         preferred port of the page, behind the sign-in stand-in (default: any free one)
+ *   gatewayPort      preferred port of the gateway itself (default: any free one)
  *   emulatorPort     preferred port (default: any free one)
  *   gatewayLifetime  emulator token lifetime of the gateway's client, s (default 60)
  *   directLifetime   the same for the page's direct mode client, s (default 20)
  *   onLine(name, line)  every output line of the children
- * Resolves to { real, gatewayUrl, emulatorUrl?, key, direct?: { clientId, secret }, secrets,
- * procs, stop }.
+ * Resolves to { real, pageUrl, gatewayUrl, emulatorUrl?, key, direct?: { clientId, secret },
+ * secrets, procs, stop }. With the emulator, `pageUrl` is the stand-in for Cloudflare
+ * Access in front of the gateway (scripts/access-standin.mjs; the emulator signs the
+ * people's JWTs); with real VCC there is no identity provider, and it is `gatewayUrl`.
  */
 export async function startStack(opts = {}) {
   const vcc = opts.vcc ?? { real: false };
@@ -218,7 +224,9 @@ export async function startStack(opts = {}) {
   };
   // Whatever way this process ends, no orphan keeps a port (or the env file) alive.
   process.once("exit", killAll);
+  let standIn = null;
   const stop = async () => {
+    await standIn?.stop();
     for (const p of [...procs].reverse()) await stopChild(p);
     rmSync(dir, { recursive: true, force: true });
     process.removeListener("exit", killAll);
@@ -230,10 +238,11 @@ export async function startStack(opts = {}) {
   };
 
   try {
-    const { key, entry } = mintKey("demo", DEMO_SCOPES);
+    const { key, entry } = mintKey("demo", [...DEMO_SCOPES, ADMIN_SCOPE]);
     let vars;
     let emulatorUrl;
     let direct;
+    let pagePort;
     if (vcc.real) {
       vars = { ...vcc.vars, GATEWAY_KEYS: withDemoKey(vcc.vars.GATEWAY_KEYS, entry) };
     } else {
@@ -263,12 +272,19 @@ export async function startStack(opts = {}) {
         });
         if (!r.ok) throw new Error(`the emulator refused client ${c.id}: ${r.status}`);
       }
+      // People sign in through the stand-in for Access, with the emulator as their
+      // identity provider; the stand-in's origin calls the gateway.
+      pagePort = await freePort(opts.pagePort);
       vars = {
         VCC_CLIENT_ID: GATEWAY_CLIENT,
         VCC_CLIENT_SECRET: gatewaySecret,
         VCC_AUTH_BASE_URL: emulatorUrl,
         VCC_API_BASE_URL: emulatorUrl,
         GATEWAY_KEYS: withDemoKey(undefined, entry),
+        ACCESS_ISSUER: emulatorUrl,
+        ACCESS_AUDIENCE: DEMO_AUDIENCE,
+        GATEWAY_ACCESS_POLICY: JSON.stringify(DEMO_POLICY),
+        ALLOWED_ORIGINS: `http://127.0.0.1:${pagePort}`,
       };
     }
     const envFile = writeEnvFile(join(dir, "gateway.env"), vars);
@@ -287,9 +303,14 @@ export async function startStack(opts = {}) {
       ),
     );
     await waitFor(wrangler, `${gatewayUrl}/healthz`, 90_000, "wrangler dev");
+    let pageUrl = gatewayUrl;
+    if (pagePort !== undefined) {
+      standIn = await startAccessStandIn({ port: pagePort, gatewayUrl, issuerUrl: emulatorUrl });
+      pageUrl = standIn.url;
+    }
     // `secrets`: every credential this run made or was given, for tests that assert none leaks.
     const secrets = [vars.VCC_CLIENT_SECRET, direct?.secret].filter(Boolean);
-    return { real: vcc.real, gatewayUrl, emulatorUrl, key, direct, secrets, stop, procs };
+    return { real: vcc.real, pageUrl, gatewayUrl, emulatorUrl, key, direct, secrets, stop, procs };
   } catch (e) {
     await stop();
     throw e;

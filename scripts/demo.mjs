@@ -1,6 +1,8 @@
 // `make demo`: the emulator (or real VCC), the gateway under wrangler dev and the demo
 // page, until Ctrl-C. Settings (all optional):
-//   DEMO_PORT=8787 DEMO_EMULATOR_PORT=4010   preferred ports (a free one if taken)
+//   DEMO_PORT=8787 DEMO_GATEWAY_PORT=8788 DEMO_EMULATOR_PORT=4010   preferred ports (a
+//     free one if taken): the page (behind the sign-in stand-in), the gateway itself,
+//     the emulator. With real VCC there is no sign-in, and the gateway takes DEMO_PORT.
 //   DEMO_GATEWAY_LIFETIME=60 DEMO_DIRECT_LIFETIME=20   emulator token lifetimes, s
 //   VCC_REGION VCC_CLIENT_ID VCC_CLIENT_SECRET (env or worker/.dev.vars)   real VCC
 //   DEMO_EMULATOR=1   the emulator even when real credentials are configured
@@ -53,7 +55,8 @@ try {
   stack = await startStack({
     vcc,
     onLine,
-    gatewayPort: num("DEMO_PORT", 8787),
+    pagePort: num("DEMO_PORT", 8787),
+    gatewayPort: vcc.real ? num("DEMO_PORT", 8787) : num("DEMO_GATEWAY_PORT", 8788),
     emulatorPort: num("DEMO_EMULATOR_PORT", 4010),
     gatewayLifetime: lifetimes.gateway,
     directLifetime: lifetimes.direct,
@@ -65,13 +68,18 @@ try {
 
 const page =
   stack.emulatorUrl && !stack.emulatorUrl.endsWith(":4010")
-    ? `${stack.gatewayUrl}/?emulator=${encodeURIComponent(stack.emulatorUrl)}`
-    : `${stack.gatewayUrl}/`;
+    ? `${stack.pageUrl}/?emulator=${encodeURIComponent(stack.emulatorUrl)}`
+    : `${stack.pageUrl}/`;
 say("");
 say("  vcc-auth demo is running");
 say(`  Page         ${page}`);
+if (stack.pageUrl !== stack.gatewayUrl) {
+  say("               (sign in as a demo person: a stand-in for Cloudflare Access, the emulator signing;");
+  say("               or go on without signing in and paste the key below)");
+  say(`  Gateway      ${stack.gatewayUrl}  (itself, for scripts with the key)`);
+}
 say(`  Gateway key  ${stack.key}`);
-say("               (paste it into the page; made for this run, kept in the tab's sessionStorage only)");
+say("               (made for this run, with gateway:admin; kept in the tab's sessionStorage only)");
 if (stack.direct) {
   say(`  Direct mode  client id ${stack.direct.clientId}, secret ${stack.direct.secret}`);
   say("               (an emulator-only credential for this run; development only)");

@@ -27,9 +27,70 @@ const storage = {
   },
 };
 
-function showKeyState() {
+// ---- who calls: a person signed in in front of the gateway (Cloudflare Access, or make
+// demo's stand-in for it), or this tab's gateway key ------------------------------------
+// Behind Access every request carries the person's sign-in (a header Access adds): the
+// page sends no credential of its own. Otherwise it sends the key.
+let who = null; // /whoami's answer: { kind: "person" | "key", scopes, admin, … } or null
+let whoReady = Promise.resolve();
+const signedIn = () => who?.kind === "person";
+/** The headers that carry this tab's credential: none when signed in. */
+const credential = () => {
+  const key = signedIn() ? null : storage.get();
+  return key ? { authorization: `Bearer ${key}` } : {};
+};
+
+/** Scopes in words: the page's API names where it knows them. */
+function mayUse(scopes) {
+  if (scopes.includes("*")) return "every API";
+  const names = scopes.map((s) => Object.values(APIS).find((a) => a.scope === s)?.name ?? s);
+  return names.length ? names.join(", ") : "no API";
+}
+
+async function whoAmI(headers) {
+  try {
+    const res = await fetch("/whoami", { cache: "no-store", headers });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Asks the gateway who this tab is: a signed-in person first, else the key. */
+function refreshWho() {
+  whoReady = (async () => {
+    const person = await whoAmI({});
+    who = person?.kind === "person" ? person : null;
+    let identity = null;
+    if (signedIn()) {
+      // Access (and the demo's stand-in) says who is signed in, by name, on this origin.
+      try {
+        const r = await fetch("/cdn-cgi/access/get-identity", { cache: "no-store" });
+        if (r.ok) identity = await r.json();
+      } catch {}
+    } else if (storage.get()) {
+      who = await whoAmI(credential());
+    }
+    drawWho(identity);
+  })();
+  return whoReady;
+}
+
+function drawWho(identity) {
+  $("key-form").hidden = signedIn();
+  $("signed-in").hidden = !signedIn();
+  if (signedIn()) {
+    const name = identity?.name || who.name || identity?.email || who.sub;
+    const email = identity?.email && identity.email !== name ? ` (${identity.email})` : "";
+    $("who").textContent =
+      `Signed in as ${name}${email}. You may use: ${mayUse(who.scopes)}` +
+      `${who.admin ? "; you see the gateway's details" : ""}. No key is needed.`;
+    return;
+  }
   $("key-state").textContent = storage.get()
-    ? "A key is set for this tab (kept in sessionStorage; closing the tab forgets it)."
+    ? `A key is set for this tab (kept in sessionStorage; closing the tab forgets it).${
+        who?.kind === "key" ? ` It may use: ${mayUse(who.scopes)}${who.admin ? "; it sees the gateway's details" : ""}.` : ""
+      }`
     : "No key yet: paste the one make demo printed.";
 }
 
@@ -38,12 +99,16 @@ $("key-form").addEventListener("submit", (e) => {
   const input = $("key-input");
   storage.set(input.value.trim());
   input.value = "";
-  showKeyState();
+  who = null;
+  drawWho(null); // at once; what the key may use follows
+  refreshWho().then(refreshHealth);
   showError($("gateway-error"), null);
 });
 $("key-forget").addEventListener("click", () => {
   storage.set(null);
-  showKeyState();
+  who = null;
+  drawWho(null);
+  refreshWho().then(refreshHealth);
 });
 
 // ---- errors in plain words ------------------------------------------------------------
@@ -63,8 +128,40 @@ export function explain(status, body, api, retryAfter) {
     switch (body.error) {
       case "no_key":
         return words(
-          "The gateway needs a key.",
-          "Paste the gateway key that make demo printed (or one from GATEWAY_KEYS) and press Use key.",
+          "The gateway needs a key, or a sign-in.",
+          "Paste the gateway key that make demo printed (or one from GATEWAY_KEYS) and press Use key, or sign in.",
+        );
+      case "bad_identity":
+        return words(
+          "The gateway did not accept your sign-in.",
+          "Reload the page to sign in again. If it keeps happening, the gateway's ACCESS_ALGORITHMS or ACCESS_JWKS_URL may not fit your identity provider.",
+        );
+      case "identity_expired":
+        return words("Your sign-in has expired.", "Reload the page to sign in again.");
+      case "identity_not_yet_valid":
+        return words(
+          "Your sign-in is not valid yet.",
+          "The identity provider's clock and the gateway's disagree by over a minute: check them, then reload the page.",
+        );
+      case "identity_wrong_issuer":
+        return words(
+          "You signed in with an identity provider this gateway does not trust.",
+          "The gateway's ACCESS_ISSUER must be the issuer that signs you in.",
+        );
+      case "identity_wrong_audience":
+        return words(
+          "Your sign-in is for another application.",
+          "The gateway's ACCESS_AUDIENCE must be the Access application's AUD tag (or the audience your sign-in asks for).",
+        );
+      case "identity_not_allowed":
+        return words(
+          "You are signed in, but this gateway grants you nothing.",
+          "Ask whoever runs the gateway for a GATEWAY_ACCESS_POLICY row that names you or your group.",
+        );
+      case "identity_unavailable":
+        return words(
+          "The gateway cannot check sign-ins right now.",
+          `It cannot fetch your identity provider's keys. Try again in ${wait("a few seconds")}; if it persists, check ACCESS_JWKS_URL.`,
         );
       case "unknown_key":
         return words(
@@ -80,13 +177,15 @@ export function explain(status, body, api, retryAfter) {
         return words("This gateway key has expired.", "Ask whoever runs the gateway for a new key (make key mints one).");
       case "rate_limited":
         return words(
-          "This key has made too many calls for now.",
-          `The gateway limits each key's calls. Wait ${wait("a minute")} and try again; the page will work as before.`,
+          "You have made too many calls for now.",
+          `The gateway limits the calls of each key and each person. Wait ${wait("a minute")} and try again; the page will work as before.`,
         );
       case "scope_denied":
         return words(
-          `This key may not use the ${api.name} API.`,
-          `Use a key whose GATEWAY_KEYS entry lists the scope "${api.scope}" (or "*"), or ask whoever runs the gateway to add it.`,
+          `${signedIn() ? "You" : "This key"} may not use the ${api.name} API.`,
+          signedIn()
+            ? `Ask whoever runs the gateway for a GATEWAY_ACCESS_POLICY row that grants you the scope "${api.scope}".`
+            : `Use a key whose GATEWAY_KEYS entry lists the scope "${api.scope}" (or "*"), or ask whoever runs the gateway to add it.`,
         );
       case "origin_denied":
         return words("This page's origin is not allowed.", `Add ${location.origin} to the gateway's ALLOWED_ORIGINS setting.`);
@@ -152,8 +251,8 @@ async function callGateway(apiId, path) {
   const api = APIS[apiId];
   const box = $("gateway-error");
   const result = $("result");
-  const key = storage.get();
-  if (!key) {
+  await whoReady;
+  if (!signedIn() && !storage.get()) {
     showError(box, explain(401, { error: "no_key", message: "no key given" }, api));
     $("key-input").focus();
     return null;
@@ -161,7 +260,7 @@ async function callGateway(apiId, path) {
   result.setAttribute("aria-busy", "true");
   let res;
   try {
-    res = await fetch(`/api${path}`, { headers: { authorization: `Bearer ${key}` } });
+    res = await fetch(`/api${path}`, { headers: credential() });
   } catch {
     showError(box, explain(0, null, api));
     return null;
@@ -282,15 +381,21 @@ for (const radio of document.querySelectorAll("input[name=api]")) {
 }
 
 // ---- gateway status: /healthz polled, countdown ticked locally -----------------------
-let health = null; // { at, scopes }
+// /healthz tells anyone only that the gateway is up; its details (the tokens, counters,
+// keys) go to the admin role: a key granted gateway:admin, or a person the policy makes
+// admin.
+let health = null; // { at, scopes }, or { at, scopes: null } without the admin role
 let healthTimer = null;
 
 async function refreshHealth() {
   try {
-    const res = await fetch("/healthz", { cache: "no-store" });
+    await whoReady;
+    const res = await fetch("/healthz", { cache: "no-store", headers: credential() });
     if (!res.ok) throw new Error(String(res.status));
-    health = { at: Date.now(), scopes: (await res.json()).scopes ?? {} };
-    $("health-state").textContent = "";
+    health = { at: Date.now(), scopes: (await res.json()).scopes ?? null };
+    $("health-state").textContent = health.scopes
+      ? ""
+      : "The gateway is up. Its token details are shown to the admin role only: a key granted gateway:admin, or a person the access policy makes admin.";
   } catch {
     health = null;
     $("health-state").textContent = "The gateway's /healthz does not answer. Is make demo still running?";
@@ -300,7 +405,7 @@ async function refreshHealth() {
 
 function drawHealth() {
   const list = $("health-list");
-  if (!health) return list.replaceChildren();
+  if (!health?.scopes) return list.replaceChildren();
   const entries = Object.entries(health.scopes);
   if (!entries.length) {
     $("health-state").textContent = "No token cached yet: the gateway fetches one on the first API call.";
@@ -366,7 +471,7 @@ async function setMode(mode) {
 }
 for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", () => setMode(radio.value));
 
-showKeyState();
+refreshWho();
 startHealth();
 const checked = document.querySelector("input[name=mode]:checked");
 if (checked && checked.value !== "gateway") setMode(checked.value);

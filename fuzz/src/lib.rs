@@ -17,8 +17,12 @@ use serde_json::{Map, Value};
 use vcc_auth::core::cache::Info;
 use vcc_auth::core::config::RawConfig;
 use vcc_auth::core::error::{ErrorCode, VccError};
+use vcc_auth::core::gateway::identity::{
+    judge_header, split, IdentityEnv, Matcher, Member, PolicyRow, MAX_ASSERTION_BYTES,
+};
+use vcc_auth::core::gateway::Refusal;
 use vcc_auth::core::gateway::{
-    digest_hex, error_json, health_json_about, log_json, mint, misconfigured_json, split_request_url, Decision,
+    digest_hex, error_json, health_json_about, log_json, mint, misconfigured_json, split_request_url, Caller, Decision,
     GatewayConfig, GatewayEnv, HealthAbout, Inbound, JsonRows, LogLine, Misconfigured, OriginCheck, RowValue, Verdict,
     BODY_LIMIT, KEY_PREFIX,
 };
@@ -45,6 +49,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("settings", settings),
     ("decide", decide),
     ("json", json),
+    ("identity", identity),
 ];
 
 /// 2026-11-25T00:00:00Z, the clock of every target that needs one.
@@ -361,6 +366,7 @@ fn json_rows(text: &str) -> JsonRows {
                         .map(|(k, v)| {
                             let f = match v {
                                 Value::String(s) => RowValue::Text(s),
+                                Value::Bool(b) => RowValue::Bool(b),
                                 Value::Array(items) => items
                                     .into_iter()
                                     .map(|i| match i {
@@ -409,6 +415,7 @@ pub fn settings(data: &[u8]) {
         upstream_timeout_ms: some(upstream),
         body_timeout_ms: some(body),
         body_buffer_limit: None,
+        identity: Default::default(),
         refresh_ahead_ms: some(ahead),
         expiry_margin_ms: some(margin),
     };
@@ -494,9 +501,15 @@ pub fn decide(data: &[u8]) {
         authorization: (!auth.is_empty()).then_some(auth.as_str()),
         content_length: (!length.is_empty()).then_some(length.as_str()),
         preflight_method: (!preflight.is_empty()).then_some(preflight.as_str()),
+        access: None,
+        person: None,
         now_ms: NOW,
     };
-    let Verdict { decision, key } = cfg.decide(&req);
+    let Verdict { decision, caller } = cfg.decide(&req);
+    let key = match caller {
+        Caller::Key(i) => Some(i),
+        _ => None,
+    };
     let authenticated = cfg.authenticate(req.authorization, NOW);
     match &decision {
         Decision::Forward(f, origin) => {
@@ -535,9 +548,18 @@ pub fn decide(data: &[u8]) {
             }
         }
         Decision::Preflight(o) => assert!(o == self_origin || o.starts_with("http")),
-        Decision::Health | Decision::Static => {
-            assert!(path == "/healthz" || !(path == "/api" || path.starts_with("/api/")))
+        Decision::Health { details } => {
+            assert_eq!(path, "/healthz");
+            // The details go to the admin role only: no key of this configuration has it.
+            assert!(!details, "/healthz details for {req:?}");
         }
+        Decision::WhoAmI => {
+            assert_eq!(path, "/whoami");
+            // A valid key, or no credential at all (no bearer: the answer is then "nobody").
+            let nobody = matches!(authenticated, Err((Refusal::NoKey, None))) && caller == Caller::None;
+            assert!(authenticated.is_ok() || nobody, "/whoami answered for an invalid credential");
+        }
+        Decision::Static => assert!(!(path == "/api" || path.starts_with("/api/")), "an API path served as static"),
     }
 }
 
@@ -553,6 +575,8 @@ pub fn json(data: &[u8]) {
         status: status.trim().parse().unwrap_or(200),
         ms: ms.trim().parse().unwrap_or(0),
         key: opt(&key),
+        person: None,
+        email: None,
         scope: opt(&scope),
         cache: &cache,
         tokens: &tokens,
@@ -593,6 +617,7 @@ pub fn json(data: &[u8]) {
         tokens: &tokens,
         broker_error: opt(&detail),
         rate_limit: line.status % 2 == 0,
+        identity: if line.status % 3 == 0 { "on" } else { "off" },
         keys: ids
             .iter()
             .enumerate()
@@ -622,3 +647,195 @@ pub fn json(data: &[u8]) {
         assert!(scope_obj.contains_key(&cleaned(name)), "scope {name:?} in {health:?}");
     }
 }
+
+/// A claim by its (dotted) path: `custom.groups` is `groups` inside `custom`.
+fn claim<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(o, |v, step| v.as_object()?.get(step))
+}
+
+/// A JSON member as the gateway's glue reads one from the host's `JSON.parse`.
+fn jwt_member(o: &Value, name: &str) -> Member {
+    match claim(o, name) {
+        Some(Value::String(t)) => Member::Text(t.clone()),
+        Some(Value::Number(n)) => n.as_f64().map_or(Member::Other, Member::Number),
+        Some(Value::Bool(b)) => Member::Bool(*b),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map_or(Member::Other, Member::List),
+        _ => Member::Other,
+    }
+}
+
+const ISSUER: &str = "https://team.cloudflareaccess.com";
+const AUDIENCE: &str = "aud-tag";
+
+fn identity_env(policy: &str) -> IdentityEnv {
+    IdentityEnv {
+        issuer: Some(ISSUER.into()),
+        audience: Some(AUDIENCE.into()),
+        algorithms: Some("RS256,ES256".into()),
+        policy: Some(json_rows(policy)),
+        ..IdentityEnv::default()
+    }
+}
+
+/// Whether a policy row matches claims `c`, said again here from the README's words:
+/// `email` exact (the domain without case) or `*@domain` (no subdomains), only when the
+/// email is not marked unverified; `claim` + `value`: the claim is that string or an
+/// array holding it.
+fn row_matches(row: &PolicyRow, c: &Value) -> bool {
+    let verified = c.get("email_verified") != Some(&Value::Bool(false));
+    let email = c.get("email").and_then(Value::as_str).filter(|_| verified);
+    let parts = email.and_then(|e| e.rsplit_once('@')).filter(|(l, d)| !l.is_empty() && !d.is_empty());
+    match &row.matcher {
+        Matcher::Email(local, domain) => parts.is_some_and(|(l, d)| l == local && d.eq_ignore_ascii_case(domain)),
+        Matcher::Domain(domain) => parts.is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+        Matcher::Claim(name, value) => match claim(c, name) {
+            Some(Value::String(t)) => t == value,
+            Some(Value::Array(items)) => {
+                items.iter().all(Value::is_string) && items.iter().any(|i| i.as_str() == Some(value))
+            }
+            _ => false,
+        },
+    }
+}
+
+/// Sign-in assertions: `[assertion, header JSON, claims JSON, GATEWAY_ACCESS_POLICY]`.
+/// An assertion over 16 KiB is refused unread; one that splits converts to base64 the
+/// host decodes to the same bytes. A header passes only with `alg` RS256 or ES256 (never
+/// `none`, never an HMAC), a `kid` and no `crit`. Claims pass only from the issuer, for
+/// the audience, unexpired and not early (60 s leeway), with a `sub`, and grant only
+/// what matching rows grant; a refusal is one of the identity codes. A bad policy is
+/// named by its row, never by a value in it.
+pub fn identity(data: &[u8]) {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    let lenient = |alphabet| {
+        GeneralPurpose::new(
+            alphabet,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        )
+    };
+    let (std, url) = (lenient(&base64::alphabet::STANDARD), lenient(&base64::alphabet::URL_SAFE));
+    let [jwt, header, claims, policy] = fields::<4>(data);
+
+    match split(&jwt) {
+        Err(r) => assert_eq!(r, Refusal::BadIdentity),
+        Ok(parts) => {
+            assert!(jwt.len() <= MAX_ASSERTION_BYTES, "an assertion of {} bytes was read", jwt.len());
+            let segments: Vec<&str> = jwt.split('.').collect();
+            assert_eq!(segments.len(), 3);
+            assert_eq!(parts.signing_input, [segments[0], ".", segments[1]].concat());
+            for (seg, b64) in segments.iter().zip([&parts.header, &parts.payload, &parts.signature]) {
+                assert!(!seg.is_empty());
+                let converted = std.decode(b64).unwrap_or_else(|e| panic!("{b64:?} is not base64: {e}"));
+                let original = url.decode(seg.trim_end_matches('=')).ok();
+                // (a segment of 4n+1 characters is refused by both)
+                if let Some(original) = original {
+                    assert_eq!(converted, original, "{seg:?} decodes differently once converted");
+                }
+            }
+        }
+    }
+    if jwt.len() > MAX_ASSERTION_BYTES {
+        assert_eq!(split(&jwt), Err(Refusal::BadIdentity));
+    }
+
+    let ids = match identity_env(&policy).validate() {
+        Ok(Some(ids)) => ids,
+        Ok(None) => panic!("an issuer was configured and validate() said people do not sign in"),
+        Err(m) => {
+            let said = m.message();
+            assert_eq!(m.setting, "GATEWAY_ACCESS_POLICY", "{said}");
+            if let Ok(v) = serde_json::from_str::<Value>(&policy) {
+                let mut strings = Vec::new();
+                let mut stack = vec![&v];
+                while let Some(x) = stack.pop() {
+                    match x {
+                        Value::String(t) if t.len() >= 6 => strings.push(t.as_str()),
+                        Value::Array(a) => stack.extend(a),
+                        Value::Object(o) => stack.extend(o.values()),
+                        _ => {}
+                    }
+                }
+                for t in strings {
+                    assert!(!said.contains(t) || POLICY_WORDS.contains(&t), "a policy value in the refusal: {said}");
+                }
+            }
+            match identity_env(
+                r#"[{"claim":"groups","value":"vcc-supervisors","scopes":["stats"]},
+                {"email":"*@Example.com","scopes":["agents-availability:read"]},
+                {"email":"lee@example.org","scopes":[],"admin":true}]"#,
+            )
+            .validate()
+            {
+                Ok(Some(ids)) => ids,
+                _ => panic!("the fixture policy was refused"),
+            }
+        }
+    };
+
+    if let Ok(h) = serde_json::from_str::<Value>(&header) {
+        if let Ok((alg, kid)) = judge_header(|n| jwt_member(&h, n), &ids) {
+            let said = h.get("alg").and_then(Value::as_str);
+            assert!(matches!(said, Some("RS256" | "ES256")), "alg {said:?} passed");
+            assert_eq!(Some(alg.as_str()), said);
+            assert_eq!(h.get("kid").and_then(Value::as_str), Some(kid.as_str()));
+            assert!(!kid.is_empty() && kid.len() <= 256);
+            assert!(matches!(h.get("crit"), None | Some(Value::Null)), "a crit header passed");
+        }
+    }
+
+    let Ok(c) = serde_json::from_str::<Value>(&claims) else { return };
+    let seconds = |name: &str| c.get(name).and_then(Value::as_f64);
+    match ids.judge_claims(|n| jwt_member(&c, n), NOW) {
+        Ok(p) => {
+            assert_eq!(c.get("iss").and_then(Value::as_str), Some(ISSUER));
+            let aud_ok = match c.get("aud") {
+                Some(Value::String(a)) => a == AUDIENCE,
+                Some(Value::Array(a)) => a.iter().all(Value::is_string) && a.iter().any(|x| x == AUDIENCE),
+                _ => false,
+            };
+            assert!(aud_ok, "aud {:?} passed", c.get("aud"));
+            let exp = seconds("exp").unwrap_or_else(|| panic!("no exp passed: {claims}"));
+            assert!((NOW as f64) < exp * 1000.0 + 60_000.0, "expired at {exp}, passed at {NOW}");
+            if let Some(nbf) = c.get("nbf").filter(|v| !v.is_null()) {
+                let nbf = nbf.as_f64().unwrap_or_else(|| panic!("nbf {nbf:?} passed"));
+                assert!(nbf * 1000.0 <= NOW as f64 + 60_000.0, "not before {nbf}, passed at {NOW}");
+            }
+            assert_eq!(c.get("sub").and_then(Value::as_str), Some(p.sub.as_str()));
+            assert!(!p.sub.is_empty());
+            let matching: Vec<&PolicyRow> = ids.policy.iter().filter(|r| row_matches(r, &c)).collect();
+            assert!(!matching.is_empty(), "a person no row matches passed");
+            for s in &p.scopes {
+                assert!(matching.iter().any(|r| r.scopes.contains(s)), "scope {s} granted by no matching row");
+            }
+            for r in &matching {
+                assert!(r.scopes.iter().all(|s| p.scopes.contains(s)), "a matching row's scopes were dropped");
+            }
+            assert_eq!(p.admin, matching.iter().any(|r| r.admin));
+            if let Some(name) = &p.name {
+                assert!(name.chars().count() <= 100 && !name.chars().any(char::is_control));
+            }
+        }
+        Err(r) => assert!(
+            matches!(
+                r,
+                Refusal::BadIdentity
+                    | Refusal::IdentityExpired
+                    | Refusal::IdentityNotYetValid
+                    | Refusal::IdentityWrongIssuer
+                    | Refusal::IdentityWrongAudience
+                    | Refusal::IdentityNotAllowed
+            ),
+            "claims refused with {r:?}"
+        ),
+    }
+}
+
+/// Words the policy's refusals use themselves (a value equal to one may appear).
+const POLICY_WORDS: &[&str] = &["scopes", "claim", "value", "admin", "email", "groups", "domain", "string"];

@@ -175,11 +175,17 @@ pub fn jwt_payload_base64(token: &str) -> Option<String> {
     if parts.next().is_some() || payload.is_empty() {
         return None;
     }
-    let payload = payload.trim_end_matches('=');
-    if !payload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || payload.len() % 4 == 1 {
+    base64url_to_std(payload)
+}
+
+/// One base64url segment (padding optional) as standard, padded base64; `None` if it is
+/// not base64url.
+pub fn base64url_to_std(segment: &str) -> Option<String> {
+    let segment = segment.trim_end_matches('=');
+    if !segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || segment.len() % 4 == 1 {
         return None;
     }
-    let mut out: String = payload
+    let mut out: String = segment
         .chars()
         .map(|c| match c {
             '-' => '+',

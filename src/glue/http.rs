@@ -108,7 +108,7 @@ extern "C" {
 
 /// Reads `response`'s body as text if it is at most `cap` bytes; past `cap` (or if it
 /// is not UTF-8) `Ok(None)` and the rest is cancelled, never buffered.
-async fn read_capped(
+pub async fn read_capped(
     response: &Response,
     cap: u32,
     deadline: Option<&AbortSignal>,
@@ -118,7 +118,7 @@ async fn read_capped(
 }
 
 /// Parses JSON text with the host's `JSON.parse`; `None` unless it is a JSON object.
-fn parse_object(text: &str) -> Option<JsValue> {
+pub fn parse_object(text: &str) -> Option<JsValue> {
     JSON::parse(text).ok().filter(|v| v.is_object() && !js_sys::Array::is_array(v))
 }
 

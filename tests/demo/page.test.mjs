@@ -264,6 +264,69 @@ test("Stats: agent status; a token endpoint failure gets plain words for 502", a
   consoleErrors.length = 0; // the 502 above was logged by the browser
 });
 
+test("signed in through the stand-in for Cloudflare Access: no key typed; the page says who, and what they may do", async () => {
+  // A browser context of its own: its own cookies (the sign-in) and sessionStorage.
+  const ctx = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on("console", (m) => m.type() === "error" && !/Failed to load resource: .* 403/.test(m.text()) && errors.push(m.text()));
+  p.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  const gatewayLog = () => stack.procs.find((x) => x.name === "gateway").output;
+  try {
+    await p.goto(`${stack.pageUrl}/?emulator=${encodeURIComponent(stack.emulatorUrl)}`);
+    await p.waitForSelector("h1:text('Sign in')"); // Access asks first
+    await p.click("button[value=supervisor]");
+    await p.waitForSelector("#signed-in:not([hidden])");
+    assert.equal(new URL(p.url()).searchParams.get("emulator"), stack.emulatorUrl, "back where the visitor started");
+    assert.match(
+      await p.textContent("#who"),
+      /^Signed in as Sam Rivera \(sam@contoso\.example\)\. You may use: Stats, Agents Availability\. No key is needed\.$/,
+    );
+    assert.equal(await p.isHidden("#key-form"), true, "no key entry when signed in");
+    await p.click("text=Show availability");
+    await p.waitForSelector("#result table");
+    // Not an admin: the status panel says the gateway is up, and no more.
+    await p.waitForFunction(() => /admin role only/.test(document.getElementById("health-state").textContent));
+    assert.equal(await p.$$eval("#health-list li", (l) => l.length), 0);
+    // A scope the policy does not grant: words for a person, not for a key.
+    await p.check("input[name=api][value=users]");
+    await p.click("text=Load users");
+    await p.waitForSelector("#gateway-error:not([hidden])");
+    assert.match(await p.textContent("#gateway-error"), /You may not use the Users API.*GATEWAY_ACCESS_POLICY row/s);
+    await p.screenshot({ path: join(SHOTS, "09-signed-in.png"), fullPage: true });
+    // The page holds nothing: no key, no JWT, in the DOM or storage.
+    const held = await p.evaluate(() => document.documentElement.outerHTML + JSON.stringify({ ...sessionStorage, ...localStorage }));
+    assert.ok(!JWT.test(held) && !held.includes(stack.key), "a JWT or the key is in the page");
+    assert.equal(await p.evaluate(() => document.cookie), "", "the sign-in cookie is readable by the page's scripts");
+    // The log names the person by their sub, never by email; the rate limit counts them.
+    assert.match(gatewayLog(), /"person":"demo-supervisor"/);
+    assert.ok(!gatewayLog().includes("sam@contoso.example"), "an email in the gateway's log");
+
+    // An admin (through the policy's row) sees the gateway's details.
+    await p.click("#sign-out");
+    await p.click("button[value=admin]");
+    await p.waitForSelector("#signed-in:not([hidden])");
+    assert.match(await p.textContent("#who"), /Robin Okafor.*every API; you see the gateway's details/);
+    await p.check("input[name=api][value=availability]");
+    await p.click("text=Show availability");
+    await p.waitForSelector("#health-list li[data-scope='agents-availability:read']");
+
+    // Going on without signing in keeps the key flow.
+    await p.click("#sign-out");
+    await p.click("button[value=none]");
+    await p.waitForSelector("#key-form:not([hidden])");
+    assert.equal(await p.isHidden("#signed-in"), true);
+    await p.fill("#key-input", stack.key);
+    await p.click("text=Use key");
+    await p.waitForFunction(() => /It may use: .*it sees the gateway's details/.test(document.getElementById("key-state").textContent));
+    await p.click("text=Show availability");
+    await p.waitForSelector("#result table");
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("direct mode: the refresh timer refreshes a 5-second token", async () => {
   await page.check("input[name=mode][value=direct]");
   await page.waitForFunction(() => document.getElementById("emulator-url").value !== ""); // direct.js loads on demand

@@ -104,7 +104,7 @@ test("make demo's script prints the page, the key and the direct-mode client, an
 }, async () => {
   const child = spawn(process.execPath, [join(ROOT, "scripts/demo.mjs")], {
     // Port 0: any free port, so this runs beside a `make demo` in use.
-    env: { ...process.env, DEMO_EMULATOR: "1", DEMO_PORT: "0", DEMO_EMULATOR_PORT: "0" },
+    env: { ...process.env, DEMO_EMULATOR: "1", DEMO_PORT: "0", DEMO_GATEWAY_PORT: "0", DEMO_EMULATOR_PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -119,21 +119,29 @@ test("make demo's script prints the page, the key and the direct-mode client, an
   }
   const page = /Page\s+(http:\/\/127\.0\.0\.1:\d+)\/(\?emulator=(\S+))?/.exec(out);
   assert.ok(page, out);
-  const gateway = page[1];
+  const gateway = page[1]; // the stand-in for Access in front of the gateway
+  const direct = /Gateway\s+(http:\/\/127\.0\.0\.1:\d+)\s/.exec(out)?.[1];
+  assert.ok(direct && direct !== gateway, out);
   const emulator = decodeURIComponent(page[3] ?? "http%3A%2F%2F127.0.0.1%3A4010");
   const key = /Gateway key\s+(\S+)/.exec(out)?.[1];
   assert.ok(key && key.length >= 32, "a fresh key of at least 32 characters");
   assert.match(out, /Direct mode\s+client id demo-direct, secret \S{32}/);
 
-  assert.equal((await fetch(`${gateway}/`)).status, 200, "the page is served");
-  const r = await fetch(`${gateway}/api/agents-availability`, { headers: { authorization: `Bearer ${key}` } });
-  assert.equal(r.status, 200, "the printed key works");
+  const first = await fetch(`${gateway}/`, { redirect: "manual" });
+  assert.equal(first.status, 303, "the stand-in for Access asks who is signing in first");
+  assert.match(first.headers.get("location"), /^\/cdn-cgi\/access\/login/);
+  assert.equal((await fetch(`${direct}/`)).status, 200, "the page is served");
+  for (const base of [gateway, direct]) {
+    const r = await fetch(`${base}/api/agents-availability`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(r.status, 200, `the printed key works (${base})`);
+  }
   assert.equal(await answers(`${emulator}/_emulator/health`), true);
 
   child.kill("SIGINT");
   const how = await exited;
   assert.deepEqual(how, { code: 0, signal: null }, out);
   assert.match(out, /demo: stopped\./);
-  assert.equal(await answers(`${gateway}/healthz`), false, "the gateway still answers after Ctrl-C");
+  assert.equal(await answers(`${gateway}/healthz`), false, "the stand-in still answers after Ctrl-C");
+  assert.equal(await answers(`${direct}/healthz`), false, "the gateway still answers after Ctrl-C");
   assert.equal(await answers(`${emulator}/_emulator/health`), false, "the emulator still answers after Ctrl-C");
 });

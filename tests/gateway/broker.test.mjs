@@ -12,7 +12,7 @@ import { EMU, ROOT, allOutput, control, gatewayVars, mintKey, newClient, sleep, 
 
 const registry = mkdtempSync(join(tmpdir(), "registry-"));
 const persistTo = mkdtempSync(join(tmpdir(), "broker-state-"));
-const KEY = mintKey("fleet", ["*"]);
+const KEY = mintKey("fleet", ["*", "gateway:admin"]);
 const KEY2 = mintKey("fleet-2", ["*"]);
 let client;
 let vars;
@@ -58,7 +58,7 @@ after(async () => {
 
 test("both processes say they use the broker", async () => {
   for (const gw of [a, b]) {
-    const h = await (await fetch(`${gw.base}/healthz`)).json();
+    const h = await (await call(gw, "/healthz")).json();
     assert.equal(h.tokens, "broker");
     assert.equal(h.brokerError, null);
     assert.equal(h.rateLimit, "off", "no GATEWAY_RATE_LIMIT binding in this config");
@@ -130,7 +130,7 @@ test("broker unreachable: calls succeed through the fallback; the next success a
   const now = await stats(client.id);
   assertCount(now.tokenRequests[scope] - (before.tokenRequests?.[scope] ?? 0), row["token requests"], "B fetched the token itself");
   assertCount(now.apiRequests - before.apiRequests, row["API requests"], "API requests");
-  const h = await (await fetch(`${b.base}/healthz`)).json();
+  const h = await (await call(b, "/healthz")).json();
   assert.match(h.brokerError, /^broker_/);
   for (let i = 0; i < 20 && !/"tokens":"fallback"/.test(b.out.text); i++) await sleep(100);
   assert.match(b.out.text, /"route":"\/agents-availability".*"tokens":"fallback"/);
@@ -141,7 +141,7 @@ test("broker unreachable: calls succeed through the fallback; the next success a
   await back.arrayBuffer();
   for (let i = 0; i < 20 && !/"route":"\/agents-availability"[^\n]*"tokens":"broker"/.test(b.out.text); i++) await sleep(100);
   assert.match(b.out.text, /"route":"\/agents-availability"[^\n]*"tokens":"broker"/);
-  assert.equal((await (await fetch(`${b.base}/healthz`)).json()).brokerError, null);
+  assert.equal((await (await call(b, "/healthz")).json()).brokerError, null);
 });
 
 test("idle scopes: the alarm refreshes while in use and stops after use stops", async () => {
@@ -244,7 +244,7 @@ test("a storm through the broker: /healthz says the cooldown, and no token times
     assert.equal(third.status, 503);
     assert.equal((await third.json()).error, "token_rejected");
     for (const gw of [a, b]) {
-      const h = (await (await fetch(`${gw.base}/healthz`)).json()).scopes["admin:read"];
+      const h = (await (await call(gw, "/healthz")).json()).scopes["admin:read"];
       assert.ok(h.cooldownSeconds >= 1, `cooldownSeconds ${h.cooldownSeconds}`);
       assert.equal(h.expiresInSeconds, null, "the times of a token already dropped");
       assert.equal(h.lastError, "token_rejected");

@@ -20,7 +20,7 @@ import {
 
 const CLIENT = `gw-${rnd()}`;
 const SECRET = `gw-secret-${rnd()}-${rnd()}`;
-const ALL = mintKey("all", ["*"]);
+const ALL = mintKey("all", ["*", "gateway:admin"]);
 const STATS = mintKey("stats-only", ["stats"]);
 const [KEY_ALL, KEY_STATS] = [ALL.key, STATS.key];
 const DIGESTS = [ALL.entry.sha256, STATS.entry.sha256];
@@ -238,7 +238,10 @@ test("other paths serve the demo page from worker/site/, with its CSP and the pa
 
 test("healthz shows per-scope expiry and refreshes, never a token", async () => {
   assert.equal((await get("/api/agents-availability")).status, 200);
-  const r = await fetch(`${gw.base}/healthz`);
+  // The details are for the admin role (ALL holds gateway:admin); to others, liveness.
+  assert.deepEqual(await (await fetch(`${gw.base}/healthz`)).json(), { ok: true });
+  assert.deepEqual(await (await get("/healthz", { key: STATS.key })).json(), { ok: true });
+  const r = await get("/healthz");
   const body = await jsonOf(r);
   assert.equal(body.ok, true);
   const scope = body.scopes["agents-availability:read"];

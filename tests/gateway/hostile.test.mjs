@@ -26,7 +26,7 @@ import {
   ROOT,
 } from "./helpers.mjs";
 
-const ALL = mintKey("all", ["*"]);
+const ALL = mintKey("all", ["*", "gateway:admin"]);
 const STATS = mintKey("stats-only", ["stats"]);
 const ADMIN = mintKey("admin-reader", ["admin:read"]);
 const [KEY_ALL, KEY_STATS] = [ALL.key, STATS.key];
@@ -281,7 +281,7 @@ test("VCC rejecting every token: a cooldown, not a token request per call", asyn
     assert.deepEqual(statuses.slice(1), Array(19).fill(503));
     assert.equal((await tokenRequests(client.id)) - before, 1, "20 calls cost one new token");
     assert.ok(Number(retryAfter) >= 1, `Retry-After ${retryAfter}`);
-    const health = await (await fetch(`${gw.base}/healthz`)).json();
+    const health = await (await call("/healthz")).json();
     const scope = health.scopes["interaction-content:read"];
     assert.equal(scope.lastError, "token_rejected");
     assert.ok(scope.cooldownSeconds >= 1);

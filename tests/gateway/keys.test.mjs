@@ -13,7 +13,7 @@ let client;
 let gw;
 /** Minted by the `make key` command itself (the others by the same binary, directly). */
 let wallboard;
-const all = mintKey("ops-all", ["*"]);
+const all = mintKey("ops-all", ["*", "gateway:admin"]);
 const expired = mintKey("retired", ["*"], "2020-01-01");
 const users = mintKey("users-reader", ["users:read"]);
 const secrets = () => [client.secret, wallboard.key, all.key, expired.key, users.key];
@@ -167,7 +167,7 @@ test("rate limit: the N+1-th call in a period gets 429 rate_limited with Retry-A
   assert.equal(other.status, 200, "another key is counted on its own");
   await other.arrayBuffer();
   assert.equal((await call(gw.base, "/api/stats/agent-status", limited.key)).status, 401);
-  const health = await bodyOf(await fetch(`${gw.base}/healthz`));
+  const health = await bodyOf(await call(gw.base, "/healthz", all.key));
   assert.equal(health.rateLimit, "on");
 });
 
@@ -207,7 +207,7 @@ test("a route added by GATEWAY_ROUTES is proxied with its scope; the key's scope
 });
 
 test("healthz names key ids and expiry, never keys or digests", async () => {
-  const h = await bodyOf(await fetch(`${gw.base}/healthz`));
+  const h = await bodyOf(await call(gw.base, "/healthz", all.key));
   assert.deepEqual(
     h.keys.map((k) => [k.id, k.expired]),
     [

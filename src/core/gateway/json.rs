@@ -55,6 +55,10 @@ pub struct LogLine<'a> {
     pub ms: u64,
     /// The key's id, once known.
     pub key: Option<&'a str>,
+    /// The signed-in person's `sub`, once known.
+    pub person: Option<&'a str>,
+    /// The person's email: only with `ACCESS_LOG_EMAIL`.
+    pub email: Option<&'a str>,
     /// The scope set the route needs.
     pub scope: Option<&'a str>,
     /// How the token cache served it (`hit`, `miss`, ...) or `-`.
@@ -89,6 +93,12 @@ pub fn log_json(l: &LogLine<'_>) -> String {
     s.push_str(",\"ms\":");
     push_u64(&mut s, l.ms);
     string(&mut s, ",\"key\":", l.key);
+    if let Some(p) = l.person {
+        string(&mut s, ",\"person\":", Some(p));
+    }
+    if let Some(e) = l.email {
+        string(&mut s, ",\"email\":", Some(e));
+    }
     string(&mut s, ",\"scope\":", l.scope);
     string(&mut s, ",\"cache\":", Some(l.cache));
     string(&mut s, ",\"tokens\":", Some(l.tokens));
@@ -116,8 +126,64 @@ pub struct HealthAbout<'a> {
     pub broker_error: Option<&'a str>,
     /// Whether the `GATEWAY_RATE_LIMIT` binding is there.
     pub rate_limit: bool,
+    /// People's sign-in: `off` (not configured), `on`, or `jwks_unavailable` (the
+    /// issuer's keys could not be fetched last time; cached keys keep working).
+    pub identity: &'a str,
     /// Each key's id and expiry (Unix ms): ids only, never a key or digest.
     pub keys: Vec<(&'a str, Option<u64>)>,
+}
+
+/// `/healthz` to a caller without the admin role: that the gateway is up, nothing more.
+pub const HEALTH_LIVENESS: &str = "{\"ok\":true}";
+
+/// `/whoami` without a credential.
+pub const WHOAMI_NOBODY: &str = "{\"kind\":\"none\",\"scopes\":[],\"admin\":false}";
+
+/// Who `/whoami` describes.
+#[derive(Clone, Copy, Debug)]
+pub enum Whom<'a> {
+    /// A gateway key, by its id.
+    Key(&'a str),
+    /// A signed-in person: their `sub`, and `name` if the issuer gave one.
+    Person(&'a str, Option<&'a str>),
+}
+
+/// `/whoami`: `{"kind":"key","id":..,"scopes":[..],"admin":bool}` or
+/// `{"kind":"person","sub":..,"name":..|null,"scopes":[..],"admin":bool}`. Never a key,
+/// a token or an email.
+pub fn whoami_json(whom: Whom<'_>, scopes: &[String], admin: bool) -> String {
+    let mut s = String::new();
+    match whom {
+        Whom::Key(id) => {
+            s.push_str("{\"kind\":\"key\",\"id\":\"");
+            push_json_str(&mut s, id);
+            s.push('"');
+        }
+        Whom::Person(sub, name) => {
+            s.push_str("{\"kind\":\"person\",\"sub\":\"");
+            push_json_str(&mut s, sub);
+            s.push_str("\",\"name\":");
+            match name {
+                Some(n) => {
+                    s.push('"');
+                    push_json_str(&mut s, n);
+                    s.push('"');
+                }
+                None => s.push_str("null"),
+            }
+        }
+    }
+    s.push_str(",\"scopes\":[");
+    for (i, scope) in scopes.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        push_json_str(&mut s, scope);
+        s.push('"');
+    }
+    s.push_str(if admin { "],\"admin\":true}" } else { "],\"admin\":false}" });
+    s
 }
 
 /// `/healthz` with [`HealthAbout`]: `{"ok":true,"tokens":"isolate"|"broker",
@@ -136,7 +202,10 @@ pub fn health_json_about(now_ms: u64, scopes: &[(&str, Info)], about: &HealthAbo
         }
         None => s.push_str("null"),
     }
-    s.push_str(if about.rate_limit { ",\"rateLimit\":\"on\",\"keys\":[" } else { ",\"rateLimit\":\"off\",\"keys\":[" });
+    s.push_str(if about.rate_limit { ",\"rateLimit\":\"on\"" } else { ",\"rateLimit\":\"off\"" });
+    s.push_str(",\"identity\":\"");
+    push_json_str(&mut s, if about.identity.is_empty() { "off" } else { about.identity });
+    s.push_str("\",\"keys\":[");
     for (i, (id, expires)) in about.keys.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -221,6 +290,8 @@ mod tests {
             status: 502,
             ms: 17,
             key: Some("wallboard"),
+            person: None,
+            email: None,
             scope: None,
             cache: "hit",
             tokens: "l1",
@@ -247,6 +318,23 @@ mod tests {
     }
 
     #[test]
+    fn whoami_and_the_persons_log_line_parse_back() {
+        let v: serde_json::Value =
+            serde_json::from_str(&whoami_json(Whom::Person("7335\"d4", Some("Ana")), &["stats".into()], true)).unwrap();
+        assert_eq!(
+            (v["kind"].as_str(), v["sub"].as_str(), v["name"].as_str()),
+            (Some("person"), Some("7335\"d4"), Some("Ana"))
+        );
+        assert_eq!((v["scopes"][0].as_str(), v["admin"].as_bool()), (Some("stats"), Some(true)));
+        let v: serde_json::Value = serde_json::from_str(&whoami_json(Whom::Key("wallboard"), &[], false)).unwrap();
+        assert_eq!((v["id"].as_str(), v.get("name")), (Some("wallboard"), None));
+        let line =
+            log_json(&LogLine { method: "GET", cache: "-", tokens: "-", person: Some("7335"), ..Default::default() });
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["person"].as_str(), v.get("email")), (Some("7335"), None));
+    }
+
+    #[test]
     fn json_bodies_are_valid() {
         let v: serde_json::Value = serde_json::from_str(&Refusal::RouteNotFound.json()).unwrap();
         assert_eq!(v["error"], "route_not_found");
@@ -261,12 +349,14 @@ mod tests {
             tokens: "broker",
             broker_error: Some("timeout"),
             rate_limit: true,
+            identity: "on",
             keys: vec![("wallboard", None), ("old", Some(5_000)), ("new", Some(70_000))],
         };
         let v: serde_json::Value = serde_json::from_str(&health_json_about(10_000, &[], &about)).unwrap();
         assert_eq!(v["tokens"], "broker");
         assert_eq!(v["brokerError"], "timeout");
         assert_eq!(v["rateLimit"], "on");
+        assert_eq!(v["identity"], "on");
         assert_eq!(v["keys"][0]["id"], "wallboard");
         assert!(v["keys"][0]["expiresInSeconds"].is_null());
         assert_eq!(v["keys"][1]["expired"], true);

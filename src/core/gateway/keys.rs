@@ -109,6 +109,11 @@ impl GatewayConfig {
         self.grants.get(index).map(|g| g.id.as_str())
     }
 
+    /// Grant `index`'s id and scopes (`/whoami`).
+    pub fn key_grant(&self, index: usize) -> Option<(&str, Vec<String>)> {
+        self.grants.get(index).map(|g| (g.id.as_str(), g.scopes.clone()))
+    }
+
     /// Every key's id and expiry (Unix ms), in `GATEWAY_KEYS` order, for `/healthz`.
     pub fn key_list(&self) -> impl Iterator<Item = (&str, Option<u64>)> {
         self.grants.iter().map(|g| (g.id.as_str(), g.expires_ms))

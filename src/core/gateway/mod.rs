@@ -13,6 +13,7 @@
 
 pub mod broker;
 mod headers;
+pub mod identity;
 mod json;
 mod keys;
 mod origin;
@@ -23,7 +24,10 @@ pub use headers::{
     answer_plan, header_list, hop_by_hop, needs_versioned_accept, AnswerPlan, FORWARD_REQUEST_HEADERS,
     FORWARD_RESPONSE_HEADERS,
 };
-pub use json::{error_json, health_json, health_json_about, log_json, misconfigured_json, HealthAbout, LogLine};
+pub use json::{
+    error_json, health_json, health_json_about, log_json, misconfigured_json, whoami_json, HealthAbout, LogLine, Whom,
+    HEALTH_LIVENESS, WHOAMI_NOBODY,
+};
 pub use keys::{digest_hex, mint, well_formed, KEY_LEN, KEY_PREFIX};
 pub use origin::{cors_headers, preflight_headers, OriginCheck};
 pub use refusal::Refusal;
@@ -37,6 +41,10 @@ use super::routes::{self, RouteMatch};
 use super::scope::ScopeSet;
 use super::text;
 use super::url::{check_query, Target};
+
+/// The scope that grants a key the gateway's admin role (`/healthz`'s details); `*`
+/// does not imply it.
+pub const ADMIN_SCOPE: &str = "gateway:admin";
 
 /// Largest request body the gateway forwards: VCC's own APIs refuse bodies over 100 KB
 /// (413/417), and every body is held in memory until its exchange ends (a 401 replays
@@ -73,6 +81,12 @@ pub struct Inbound<'a> {
     pub content_length: Option<&'a str>,
     /// `Access-Control-Request-Method` header (a CORS preflight).
     pub preflight_method: Option<&'a str>,
+    /// `Cf-Access-Jwt-Assertion` header (Cloudflare Access's sign-in).
+    pub access: Option<&'a str>,
+    /// When the request's credential is a sign-in token
+    /// ([`identity::Credential::Assertion`]): the glue's verdict on it (signature,
+    /// then [`identity::Identities::judge_claims`]). `None` when it was not checked.
+    pub person: Option<Result<&'a identity::Person, Refusal>>,
     /// Now, Unix ms (key expiry).
     pub now_ms: u64,
 }
@@ -97,23 +111,39 @@ pub enum Decision {
     Refuse(Refusal, OriginCheck),
     /// Answer a CORS preflight for an allowed origin (204 with CORS headers).
     Preflight(String),
-    /// `GET /healthz`.
-    Health,
+    /// `GET /healthz`: with its details for a caller with the admin role, else only
+    /// liveness.
+    Health {
+        /// Whether to give the details.
+        details: bool,
+    },
+    /// `GET /whoami`: the caller, as the page shows it.
+    WhoAmI,
     /// Not an API path: serve static assets.
     Static,
     /// Forward to VCC.
     Forward(Forward, OriginCheck),
 }
 
-/// What to do with a request, and which key asked (its index; see
-/// [`GatewayConfig::key_id`]) once the key is known, for the log and the rate limit.
+/// Who asked, once known, for the log and the rate limit (also for a refusal after it:
+/// an expired key, a scope it lacks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// Not known.
+    None,
+    /// A key (its index; see [`GatewayConfig::key_id`]).
+    Key(usize),
+    /// The signed-in person of [`Inbound::person`].
+    Person,
+}
+
+/// What to do with a request, and who asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// What to do.
     pub decision: Decision,
-    /// The key that asked, if the request got as far as the key check and named one
-    /// (also for a refusal after it: an expired key, a scope it lacks).
-    pub key: Option<usize>,
+    /// Who asked.
+    pub caller: Caller,
 }
 
 impl GatewayConfig {
@@ -122,7 +152,7 @@ impl GatewayConfig {
     /// without a key learn nothing of the table, then scope (403), then size (413).
     /// Rate limits come after, in the glue: only a request that would go upstream counts.
     pub fn decide(&self, req: &Inbound<'_>) -> Verdict {
-        let anonymous = |decision| Verdict { decision, key: None };
+        let anonymous = |decision| Verdict { decision, caller: Caller::None };
         let origin = self.check_origin(req.origin, req.self_origin);
         let is_api = req.path == "/api" || req.path.starts_with("/api/");
         if req.method.eq_ignore_ascii_case("OPTIONS") && req.preflight_method.is_some() && is_api {
@@ -132,23 +162,76 @@ impl GatewayConfig {
                 _ => Decision::Refuse(Refusal::OriginDenied, OriginCheck::Denied),
             });
         }
-        if req.path == "/healthz" && (req.method == "GET" || req.method == "HEAD") {
-            return anonymous(Decision::Health);
+        let get = req.method == "GET" || req.method == "HEAD";
+        if req.path == "/healthz" && get {
+            // A liveness check for anyone; the details for the admin role. A bad
+            // credential is no refusal here: it only gets liveness.
+            return match self.who(req) {
+                Ok(caller) => Verdict { decision: Decision::Health { details: self.is_admin(caller, req) }, caller },
+                Err(_) => anonymous(Decision::Health { details: false }),
+            };
         }
-        if !is_api {
+        let is_whoami = req.path == "/whoami" && get;
+        if !is_api && !is_whoami {
             return anonymous(Decision::Static);
         }
         if origin == OriginCheck::Denied {
             return anonymous(Decision::Refuse(Refusal::OriginDenied, origin));
         }
-        match self.authenticate(req.authorization, req.now_ms) {
-            Ok(grant) => Verdict { decision: self.route(req, grant, origin), key: Some(grant) },
-            Err((r, key)) => Verdict { decision: Decision::Refuse(r, origin), key },
+        let caller = match self.who(req) {
+            Ok(c) => c,
+            // No credential is no refusal for /whoami: the page asks it to learn whether
+            // someone is signed in (its answer: nobody).
+            Err((Refusal::NoKey, Caller::None)) if is_whoami => return anonymous(Decision::WhoAmI),
+            Err((r, caller)) => return Verdict { decision: Decision::Refuse(r, origin), caller },
+        };
+        if is_whoami {
+            return Verdict { decision: Decision::WhoAmI, caller };
+        }
+        Verdict { decision: self.route(req, caller, origin), caller }
+    }
+
+    /// Who the request's one credential says is asking (see [`identity::credential`]):
+    /// a key, checked here, or a person, checked by the glue ([`Inbound::person`]).
+    fn who(&self, req: &Inbound<'_>) -> Result<Caller, (Refusal, Caller)> {
+        match identity::credential(req.authorization, req.access, self.identities.is_some()) {
+            identity::Credential::None => Err((Refusal::NoKey, Caller::None)),
+            identity::Credential::Key(header) => match self.authenticate(Some(header), req.now_ms) {
+                Ok(i) => Ok(Caller::Key(i)),
+                Err((r, i)) => Err((r, i.map_or(Caller::None, Caller::Key))),
+            },
+            identity::Credential::Assertion(_) => match req.person {
+                Some(Ok(_)) => Ok(Caller::Person),
+                Some(Err(r)) => Err((r, Caller::None)),
+                None => Err((Refusal::BadIdentity, Caller::None)),
+            },
         }
     }
 
-    /// After the key: the route, the scope, the size and the query.
-    fn route(&self, req: &Inbound<'_>, grant: usize, origin: OriginCheck) -> Decision {
+    /// Whether `caller` holds the gateway's admin role: a key whose entry lists
+    /// `gateway:admin` (`*` does not imply it), or a person a policy row makes admin.
+    pub fn is_admin(&self, caller: Caller, req: &Inbound<'_>) -> bool {
+        match caller {
+            Caller::Key(i) => self.grants.get(i).is_some_and(|g| g.scopes.iter().any(|s| s == ADMIN_SCOPE)),
+            Caller::Person => matches!(req.person, Some(Ok(p)) if p.admin),
+            Caller::None => false,
+        }
+    }
+
+    /// Whether `caller` holds every scope of `scope`.
+    fn holds(&self, caller: Caller, req: &Inbound<'_>, scope: &ScopeSet) -> bool {
+        match caller {
+            Caller::Key(i) => self.allows(i, scope),
+            Caller::Person => match req.person {
+                Some(Ok(p)) => scope.is_subset_of(p.scopes.iter().map(String::as_str)),
+                _ => false,
+            },
+            Caller::None => false,
+        }
+    }
+
+    /// After the credential: the route, the scope, the size and the query.
+    fn route(&self, req: &Inbound<'_>, caller: Caller, origin: OriginCheck) -> Decision {
         let refuse = |r: Refusal| Decision::Refuse(r, origin.clone());
         let rest = req.path.strip_prefix("/api").unwrap_or("");
         if rest.is_empty() || rest == "/" {
@@ -165,7 +248,7 @@ impl GatewayConfig {
         // startup); a row that did not would be a route we cannot serve.
         let Ok(scope) = ScopeSet::parse(&route.scope) else { return refuse(Refusal::RouteNotFound) };
         let route = route.prefix.clone();
-        if !self.allows(grant, &scope) {
+        if !self.holds(caller, req, &scope) {
             return refuse(Refusal::ScopeDenied);
         }
         if let Some(len) = req.content_length {
@@ -231,6 +314,7 @@ pub(crate) mod fixtures {
                     let v = match v {
                         RowValue::Text(t) => RowValue::Text(t.clone()),
                         RowValue::List(l) => RowValue::List(l.clone()),
+                        RowValue::Bool(b) => RowValue::Bool(*b),
                         RowValue::Other => RowValue::Other,
                     };
                     (k.to_string(), v)
@@ -439,7 +523,7 @@ mod tests {
     #[test]
     fn health_static_and_body_limit() {
         let c = cfg();
-        assert_eq!(c.decide(&req("GET", "/healthz", None)).decision, Decision::Health);
+        assert_eq!(c.decide(&req("GET", "/healthz", None)).decision, Decision::Health { details: false });
         assert_eq!(c.decide(&req("GET", "/", None)).decision, Decision::Static);
         assert_eq!(c.decide(&req("GET", "/app.js", None)).decision, Decision::Static);
         let auth = bearer(&KEY_ALL);
@@ -454,6 +538,80 @@ mod tests {
         assert!(matches!(put("102400"), Decision::Forward(..)));
         assert!(matches!(put("102401"), Decision::Refuse(Refusal::BodyTooLarge, _)));
         assert!(matches!(put("lots"), Decision::Refuse(Refusal::BodyTooLarge, _)));
+    }
+
+    /// With an issuer configured: a verified person is judged by the policy's scopes,
+    /// the admin role is `gateway:admin` or a policy row (never `*`), /healthz stays a
+    /// liveness check for everyone else, and /whoami answers "nobody" without a
+    /// credential.
+    #[test]
+    fn people_and_the_admin_role() {
+        use super::identity::{IdentityEnv, Person};
+        let mut rows = key_rows();
+        rows.push(row(&[
+            ("id", text("ops")),
+            ("sha256", text(&digest_hex(&mint(&[4; 32])))),
+            ("scopes", list(&["gateway:admin"])),
+        ]));
+        let c = GatewayEnv {
+            gateway_keys: Some(JsonRows::Rows(rows)),
+            identity: IdentityEnv {
+                issuer: Some("https://team.cloudflareaccess.com".into()),
+                audience: Some("aud".into()),
+                policy: Some(JsonRows::Rows(vec![row(&[
+                    ("email", text("*@example.com")),
+                    ("scopes", list(&["stats"])),
+                ])])),
+                ..IdentityEnv::default()
+            },
+            ..env()
+        }
+        .validate()
+        .unwrap();
+        let ana = Person { sub: "u1".into(), email: None, name: None, scopes: vec!["stats".into()], admin: false };
+        let root = Person { admin: true, scopes: vec![], ..ana.clone() };
+        let as_person = |p: Result<&Person, Refusal>, method: &'static str, path: &'static str| {
+            c.decide(&Inbound { access: Some("a.b.c"), person: Some(p), ..req(method, path, None) })
+        };
+        let v = as_person(Ok(&ana), "GET", "/api/stats/agent-status");
+        assert!(matches!(v.decision, Decision::Forward(..)));
+        assert_eq!(v.caller, Caller::Person);
+        assert!(matches!(
+            as_person(Ok(&ana), "GET", "/api/useradmin/users").decision,
+            Decision::Refuse(Refusal::ScopeDenied, _)
+        ));
+        assert!(matches!(
+            as_person(Err(Refusal::IdentityExpired), "GET", "/api/stats/agent-status").decision,
+            Decision::Refuse(Refusal::IdentityExpired, _)
+        ));
+        // /healthz: details for the admin role only; a bad credential still gets liveness.
+        assert_eq!(as_person(Ok(&ana), "GET", "/healthz").decision, Decision::Health { details: false });
+        assert_eq!(as_person(Ok(&root), "GET", "/healthz").decision, Decision::Health { details: true });
+        assert_eq!(
+            as_person(Err(Refusal::BadIdentity), "GET", "/healthz").decision,
+            Decision::Health { details: false }
+        );
+        let health = |k: &str| {
+            let auth = bearer(k);
+            c.decide(&Inbound { authorization: Some(&auth), ..req("GET", "/healthz", None) }).decision
+        };
+        assert_eq!(health(&KEY_ALL), Decision::Health { details: false }, "* is not the admin role");
+        assert_eq!(health(&mint(&[4; 32])), Decision::Health { details: true });
+        // /whoami: nobody without a credential, a refusal for a bad one.
+        let whoami = c.decide(&req("GET", "/whoami", None));
+        assert_eq!((whoami.decision, whoami.caller), (Decision::WhoAmI, Caller::None));
+        assert!(matches!(
+            as_person(Err(Refusal::BadIdentity), "GET", "/whoami").decision,
+            Decision::Refuse(Refusal::BadIdentity, _)
+        ));
+        // The bearer wins over Access's header: a key beside an assertion is the key.
+        let auth = bearer(&KEY_STATS);
+        let both = c.decide(&Inbound { authorization: Some(&auth), ..as_person_inbound(&ana) });
+        assert!(matches!(both.caller, Caller::Key(_)));
+    }
+
+    fn as_person_inbound(p: &super::identity::Person) -> Inbound<'_> {
+        Inbound { access: Some("a.b.c"), person: Some(Ok(p)), ..req("GET", "/api/stats/agent-status", None) }
     }
 
     #[test]

@@ -9,7 +9,8 @@ use super::json::error_json;
 pub enum Refusal {
     /// 400: the caller's body could not be read (the connection broke while sending it).
     BadRequest,
-    /// 401: no `Authorization: Bearer <gateway key>`.
+    /// 401: no credential: no `Authorization: Bearer <gateway key>` (nor, where people
+    /// sign in, a sign-in token).
     NoKey,
     /// 401: not a gateway key at all: wrong prefix or length, or a checksum that does
     /// not match (a typo, a truncated paste). Refused before any lookup.
@@ -18,8 +19,21 @@ pub enum Refusal {
     UnknownKey,
     /// 401: a key whose entry's `expires` has passed.
     ExpiredKey,
-    /// 403: the key does not grant the route's scope.
+    /// 401: a sign-in token that is not valid: malformed or over 16 KiB, an algorithm
+    /// the settings do not allow, a key the issuer does not publish, a bad signature.
+    BadIdentity,
+    /// 401: a sign-in token past its `exp` (and the leeway).
+    IdentityExpired,
+    /// 401: a sign-in token before its `nbf` (and the leeway).
+    IdentityNotYetValid,
+    /// 401: a sign-in token from another issuer than `ACCESS_ISSUER`.
+    IdentityWrongIssuer,
+    /// 401: a sign-in token for another audience than `ACCESS_AUDIENCE`.
+    IdentityWrongAudience,
+    /// 403: the key or person does not hold the route's scope.
     ScopeDenied,
+    /// 403: a valid sign-in that no `GATEWAY_ACCESS_POLICY` row names.
+    IdentityNotAllowed,
     /// 403: the `Origin` is neither the gateway's own nor in `ALLOWED_ORIGINS`.
     OriginDenied,
     /// 404: no route in the table for this path.
@@ -54,19 +68,28 @@ pub enum Refusal {
     /// 503: this isolate already holds `BODY_BUFFER_LIMIT` bytes of request bodies
     /// (`Retry-After`): refused before it runs out of memory.
     GatewayBusy,
+    /// 503: the issuer's keys (JWKS) cannot be had and none are cached, so no sign-in
+    /// can be checked (`Retry-After`).
+    IdentityUnavailable,
     /// 504: no answer from VCC within `UPSTREAM_TIMEOUT_MS`.
     UpstreamTimeout,
 }
 
 impl Refusal {
     /// Every refusal (the README's table lists each; a test checks it).
-    pub const ALL: [Refusal; 21] = [
+    pub const ALL: [Refusal; 28] = [
         Self::BadRequest,
         Self::NoKey,
         Self::MalformedKey,
         Self::UnknownKey,
         Self::ExpiredKey,
+        Self::BadIdentity,
+        Self::IdentityExpired,
+        Self::IdentityNotYetValid,
+        Self::IdentityWrongIssuer,
+        Self::IdentityWrongAudience,
         Self::ScopeDenied,
+        Self::IdentityNotAllowed,
         Self::OriginDenied,
         Self::RouteNotFound,
         Self::PathNotPlain,
@@ -81,6 +104,7 @@ impl Refusal {
         Self::UpstreamRedirect,
         Self::TokenRejected,
         Self::GatewayBusy,
+        Self::IdentityUnavailable,
         Self::UpstreamTimeout,
     ];
 
@@ -88,8 +112,16 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
-            Self::NoKey | Self::MalformedKey | Self::UnknownKey | Self::ExpiredKey => 401,
-            Self::ScopeDenied | Self::OriginDenied => 403,
+            Self::NoKey
+            | Self::MalformedKey
+            | Self::UnknownKey
+            | Self::ExpiredKey
+            | Self::BadIdentity
+            | Self::IdentityExpired
+            | Self::IdentityNotYetValid
+            | Self::IdentityWrongIssuer
+            | Self::IdentityWrongAudience => 401,
+            Self::ScopeDenied | Self::OriginDenied | Self::IdentityNotAllowed => 403,
             Self::RouteNotFound | Self::PathNotPlain => 404,
             Self::MethodNotAllowed => 405,
             Self::BodyTimeout => 408,
@@ -97,7 +129,7 @@ impl Refusal {
             Self::RateLimited => 429,
             Self::Misconfigured => 500,
             Self::TokenFailed | Self::UpstreamUnreachable | Self::UpstreamIncomplete | Self::UpstreamRedirect => 502,
-            Self::TokenRejected | Self::GatewayBusy => 503,
+            Self::TokenRejected | Self::GatewayBusy | Self::IdentityUnavailable => 503,
             Self::UpstreamTimeout => 504,
         }
     }
@@ -110,6 +142,13 @@ impl Refusal {
             Self::MalformedKey => "malformed_key",
             Self::UnknownKey => "unknown_key",
             Self::ExpiredKey => "expired_key",
+            Self::BadIdentity => "bad_identity",
+            Self::IdentityExpired => "identity_expired",
+            Self::IdentityNotYetValid => "identity_not_yet_valid",
+            Self::IdentityWrongIssuer => "identity_wrong_issuer",
+            Self::IdentityWrongAudience => "identity_wrong_audience",
+            Self::IdentityNotAllowed => "identity_not_allowed",
+            Self::IdentityUnavailable => "identity_unavailable",
             Self::ScopeDenied => "scope_denied",
             Self::OriginDenied => "origin_denied",
             Self::RouteNotFound => "route_not_found",
@@ -133,13 +172,22 @@ impl Refusal {
     pub fn message(self) -> &'static str {
         match self {
             Self::BadRequest => "the request body could not be read",
-            Self::NoKey => "send Authorization: Bearer <gateway key>",
+            Self::NoKey => "sign in, or send Authorization: Bearer <gateway key>",
             Self::MalformedKey => {
                 "this is not a gateway key (it should start vccgw_; check for a typo or a cut-off paste)"
             }
             Self::UnknownKey => "unknown gateway key",
             Self::ExpiredKey => "this gateway key has expired; ask whoever runs the gateway for a new one",
-            Self::ScopeDenied => "this gateway key may not use this API",
+            Self::BadIdentity => "the sign-in token is not valid; sign in again",
+            Self::IdentityExpired => "the sign-in has expired; sign in again",
+            Self::IdentityNotYetValid => "the sign-in token is not valid yet (are the clocks right?)",
+            Self::IdentityWrongIssuer => "the sign-in token comes from another issuer than this gateway trusts",
+            Self::IdentityWrongAudience => "the sign-in token is for another application than this gateway",
+            Self::IdentityNotAllowed => "you are signed in, but no access policy row grants you anything here",
+            Self::IdentityUnavailable => {
+                "the sign-in provider's keys cannot be had right now; try again after Retry-After seconds"
+            }
+            Self::ScopeDenied => "this key or person may not use this API",
             Self::OriginDenied => "this origin is not allowed (ALLOWED_ORIGINS)",
             Self::RouteNotFound => "no VCC API route for this path",
             Self::PathNotPlain => {

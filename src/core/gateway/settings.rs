@@ -31,6 +31,8 @@ pub enum RowValue {
     Text(String),
     /// An array of strings.
     List(Vec<String>),
+    /// `true` or `false`.
+    Bool(bool),
     /// Anything else (a number, `null`, a nested object, a mixed array).
     Other,
 }
@@ -49,6 +51,8 @@ pub struct GatewayEnv {
     pub gateway_keys: Option<JsonRows>,
     /// `GATEWAY_ROUTES`: extra route rows; `None` when unset.
     pub gateway_routes: Option<JsonRows>,
+    /// People who sign in: `ACCESS_*` and `GATEWAY_ACCESS_POLICY`.
+    pub identity: super::identity::IdentityEnv,
     /// `GATEWAY_RATE_LIMIT_PERIOD`: the rate limit binding's period in seconds (10 or
     /// 60, default 60), which `Retry-After` gives; the binding itself does not say.
     pub rate_limit_period: Option<String>,
@@ -105,6 +109,8 @@ pub struct GatewayConfig {
     pub rate_limit_period_s: u32,
     /// `VCC_REGION`, where the token broker is placed.
     pub region: Option<Region>,
+    /// Who may sign in, and what the policy grants them (`None`: keys only).
+    pub identities: Option<std::sync::Arc<super::identity::Identities>>,
 }
 
 impl core::fmt::Debug for GatewayConfig {
@@ -118,7 +124,7 @@ impl core::fmt::Debug for GatewayConfig {
     }
 }
 
-fn bad(setting: &'static str, problem: &'static str) -> Misconfigured {
+pub(super) fn bad(setting: &'static str, problem: &'static str) -> Misconfigured {
     Misconfigured { setting, problem: problem.into() }
 }
 
@@ -164,7 +170,7 @@ fn margin(setting: &'static str, value: Option<&str>) -> Result<Option<f64>, Mis
 }
 
 /// `problem` about row `index` (counted from 1) of `setting`.
-fn bad_row(setting: &'static str, index: usize, problem: &str) -> Misconfigured {
+pub(super) fn bad_row(setting: &'static str, index: usize, problem: &str) -> Misconfigured {
     let mut p = String::from("entry ");
     push_u64(&mut p, index as u64 + 1);
     p.push(' ');
@@ -173,7 +179,7 @@ fn bad_row(setting: &'static str, index: usize, problem: &str) -> Misconfigured 
 }
 
 /// The text of member `name`, `Err` if it is there but not a string.
-fn text<'a>(row: &'a [(String, RowValue)], name: &str) -> Result<Option<&'a str>, ()> {
+pub(super) fn text<'a>(row: &'a [(String, RowValue)], name: &str) -> Result<Option<&'a str>, ()> {
     match row.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
         None => Ok(None),
         Some(RowValue::Text(t)) => Ok(Some(t)),
@@ -242,9 +248,11 @@ const KEYS_SHAPE: &str =
     "is a JSON array of entries {\"id\", \"sha256\", \"scopes\", \"expires\"?}; mint each key with make key";
 
 /// `GATEWAY_KEYS`: never echoes a value, since a value may be a key pasted by mistake.
-fn grants(rows: Option<JsonRows>) -> Result<Vec<Grant>, Misconfigured> {
+/// Required unless people sign in (`people`).
+fn grants(rows: Option<JsonRows>, people: bool) -> Result<Vec<Grant>, Misconfigured> {
     const S: &str = "GATEWAY_KEYS";
     let rows = match rows {
+        None if people => return Ok(Vec::new()),
         None => return Err(Misconfigured { setting: S, problem: Cow::Owned(["is required: it ", KEYS_SHAPE].concat()) }),
         Some(JsonRows::Object) => {
             return Err(bad(
@@ -405,7 +413,8 @@ impl GatewayEnv {
         };
         let settings =
             raw.validate().map_err(|e| Misconfigured { setting: setting_of(e.field), problem: e.problem.into() })?;
-        let grants = grants(self.gateway_keys)?;
+        let identities = self.identity.validate()?.map(std::sync::Arc::new);
+        let grants = grants(self.gateway_keys, identities.is_some())?;
         let mut allowed_origins = Vec::new();
         for o in self.allowed_origins.as_deref().unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
             match BaseUrl::parse_origin(o) {
@@ -446,6 +455,7 @@ impl GatewayEnv {
             extra_routes,
             rate_limit_period_s,
             region,
+            identities,
         })
     }
 }
@@ -476,6 +486,7 @@ mod tests {
                     match v {
                         RowValue::Text(t) => RowValue::Text(t.clone()),
                         RowValue::List(l) => RowValue::List(l.clone()),
+                        RowValue::Bool(b) => RowValue::Bool(*b),
                         RowValue::Other => RowValue::Other,
                     },
                 ));

@@ -40,6 +40,8 @@ pub enum Served {
     Nothing,
     /// `/healthz`.
     Health,
+    /// `/whoami`.
+    WhoAmI,
     /// The static page.
     Assets,
     /// A VCC API: the matched route's prefix (never the path or query).
@@ -51,6 +53,7 @@ impl Served {
         match self {
             Self::Nothing => "",
             Self::Health => "/healthz",
+            Self::WhoAmI => "/whoami",
             Self::Assets => "assets",
             Self::Api(prefix) => prefix,
         }
@@ -90,6 +93,9 @@ pub struct Cx {
     pub served: Served,
     /// The id of the key that asked, once known (never the key or its digest).
     pub key: Option<String>,
+    /// The signed-in person's `sub`, once known, and email (only with
+    /// `ACCESS_LOG_EMAIL`).
+    pub person: Option<(String, Option<String>)>,
     pub scope: Option<ScopeSet>,
     pub cache: Option<CacheUse>,
     /// Where the token came from.
@@ -108,6 +114,7 @@ impl Cx {
             origin: OriginCheck::None,
             served: Served::Nothing,
             key: None,
+            person: None,
             scope: None,
             cache: None,
             via: None,
@@ -128,6 +135,16 @@ impl Cx {
         respond(r.status(), &r.json(), &extra)
     }
 
+    /// Who asked, as the rate limit and the storm brake count callers: the key's id, or
+    /// `person:` and the `sub` (no key id holds a `:`).
+    pub fn caller_id(&self) -> Option<String> {
+        match (&self.key, &self.person) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some((sub, _))) => Some(["person:", sub].concat()),
+            _ => None,
+        }
+    }
+
     /// The request's JSON log line: no token, key, secret, path or query.
     pub fn log(&self, status: u16, ms: u64) {
         console_log(&log_json(&LogLine {
@@ -136,6 +153,8 @@ impl Cx {
             status,
             ms,
             key: self.key.as_deref(),
+            person: self.person.as_ref().map(|(sub, _)| sub.as_str()),
+            email: self.person.as_ref().and_then(|(_, e)| e.as_deref()),
             scope: self.scope.as_ref().map(ScopeSet::as_str),
             cache: self.cache.map_or("-", cache_word),
             tokens: self.via.map_or("-", via_word),

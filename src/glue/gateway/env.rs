@@ -6,6 +6,7 @@ use js_sys::{Array, Object, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::config::RawConfig;
+use crate::core::gateway::identity::IdentityEnv;
 use crate::core::gateway::{GatewayConfig, GatewayEnv, JsonRows, Misconfigured, RowValue};
 use crate::core::secret::ClientSecret;
 use crate::glue::js::prop;
@@ -25,6 +26,14 @@ pub fn read_env(env: &JsValue) -> Result<GatewayConfig, Misconfigured> {
         allowed_origins: text("ALLOWED_ORIGINS"),
         gateway_keys: text("GATEWAY_KEYS").map(|t| rows(&t)),
         gateway_routes: text("GATEWAY_ROUTES").map(|t| rows(&t)),
+        identity: IdentityEnv {
+            issuer: text("ACCESS_ISSUER"),
+            audience: text("ACCESS_AUDIENCE"),
+            jwks_url: text("ACCESS_JWKS_URL"),
+            algorithms: text("ACCESS_ALGORITHMS"),
+            log_email: text("ACCESS_LOG_EMAIL"),
+            policy: text("GATEWAY_ACCESS_POLICY").map(|t| rows(&t)),
+        },
         rate_limit_period: text("GATEWAY_RATE_LIMIT_PERIOD"),
         upstream_timeout_ms: text("UPSTREAM_TIMEOUT_MS"),
         body_timeout_ms: text("BODY_TIMEOUT_MS"),
@@ -66,6 +75,9 @@ fn rows(text: &str) -> JsonRows {
 fn member(v: &JsValue) -> RowValue {
     if let Some(t) = v.as_string() {
         return RowValue::Text(t);
+    }
+    if let Some(b) = v.as_bool() {
+        return RowValue::Bool(b);
     }
     if Array::is_array(v) {
         let list: Array = v.clone().unchecked_into();

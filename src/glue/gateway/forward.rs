@@ -66,9 +66,10 @@ pub struct Upstream<'a, S> {
     pub bodies: &'a BodyBudget,
 }
 
-/// Whether `key` is within its rate limit: `GATEWAY_RATE_LIMIT.limit({key: id})`. No
-/// binding (or no key), no limit. A binding that fails lets the request through (with
-/// a line on the error log): a broken counter must not take the gateway down.
+/// Whether `key` (a key's id, or `person:<sub>`) is within its rate limit:
+/// `GATEWAY_RATE_LIMIT.limit({key})`. No binding (or no caller), no limit. A binding
+/// that fails lets the request through (with a line on the error log): a broken counter
+/// must not take the gateway down.
 pub async fn within_rate_limit(limiter: Option<&RateLimiter>, key: Option<&str>) -> bool {
     let (Some(limiter), Some(id)) = (limiter, key) else { return true };
     let options = Obj::new();
@@ -128,9 +129,10 @@ pub async fn forward<S: TokenSource<Key = ScopeSet>>(
                 Transport::Redirect(_) => Refusal::UpstreamRedirect,
             })
         };
-        // Whose 401s these are: the key's id (the storm brake keeps them with it).
-        let caller = cx.key.as_deref().unwrap_or("");
-        exchange(up.tokens, &f.scope, caller, &cx.keep_alive, send).await
+        // Whose 401s these are: the key's id or the person (the storm brake keeps them
+        // with it).
+        let caller = cx.caller_id().unwrap_or_default();
+        exchange(up.tokens, &f.scope, &caller, &cx.keep_alive, send).await
     };
     let (upstream, cache, via) = match outcome {
         Ok(answer) => answer,

@@ -140,3 +140,50 @@ function joined(chunks, total) {
   }
   return bytes;
 }
+
+/** The JSON object in standard base64 `b64` (a JWT's header or payload): atob, UTF-8,
+ *  JSON.parse; null if any step fails or it is not an object. */
+export function decodeJson(b64) {
+  try {
+    const binary = atob(b64);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** WebCrypto's parameters for a JOSE algorithm the core allowed. */
+const ALGORITHMS = {
+  RS256: { importAs: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, verifyAs: { name: "RSASSA-PKCS1-v1_5" } },
+  ES256: { importAs: { name: "ECDSA", namedCurve: "P-256" }, verifyAs: { name: "ECDSA", hash: "SHA-256" } },
+};
+
+/** Imports a public JWK (the core judged it fits `alg`) for verifying. Rejects if
+ *  WebCrypto refuses it. Only the public members cross. */
+export function importJwk(jwk, alg) {
+  const pub = alg === "RS256" ? { kty: "RSA", n: jwk.n, e: jwk.e } : { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y };
+  return crypto.subtle.importKey("jwk", pub, ALGORITHMS[alg].importAs, false, ["verify"]);
+}
+
+/** Whether `signatureB64` (standard base64) is `key`'s `alg` signature of the ASCII
+ *  `signingInput`. Resolves false for a signature that cannot even be decoded. */
+export async function verifyJws(key, alg, signatureB64, signingInput) {
+  let signature;
+  try {
+    const binary = atob(signatureB64);
+    signature = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) signature[i] = binary.charCodeAt(i);
+  } catch {
+    return false;
+  }
+  return crypto.subtle.verify(ALGORITHMS[alg].verifyAs, key, signature, new TextEncoder().encode(signingInput));
+}
+
+/** Fetches a JWKS: JSON accepted, redirects not followed, the whole exchange under
+ *  `signal`. Returns fetch's promise. */
+export function fetchJwks(url, signal) {
+  return fetch(url, { headers: { accept: "application/json" }, redirect: "manual", signal });
+}

@@ -33,12 +33,23 @@ pub enum Judged {
     PreflightMethod,
     /// `Accept` (the versioned one is added when absent).
     Accept,
+    /// `Cf-Access-Jwt-Assertion` (Cloudflare Access's sign-in).
+    AccessAssertion,
 }
+
+/// How many headers are judged: [`Judged::ALL`] and [`Facts`] hold this many.
+const JUDGED: usize = 6;
 
 impl Judged {
     /// Every one, in order: `Facts` reads them in this order, by these names.
-    const ALL: [Judged; 5] =
-        [Self::Origin, Self::Authorization, Self::ContentLength, Self::PreflightMethod, Self::Accept];
+    const ALL: [Judged; JUDGED] = [
+        Self::Origin,
+        Self::Authorization,
+        Self::ContentLength,
+        Self::PreflightMethod,
+        Self::Accept,
+        Self::AccessAssertion,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -47,6 +58,7 @@ impl Judged {
             Self::ContentLength => "content-length",
             Self::PreflightMethod => "access-control-request-method",
             Self::Accept => "accept",
+            Self::AccessAssertion => "cf-access-jwt-assertion",
         }
     }
 
@@ -61,7 +73,7 @@ impl Judged {
 pub struct Facts {
     pub method: String,
     pub url: String,
-    headers: [Option<String>; 5],
+    headers: [Option<String>; JUDGED],
 }
 
 impl Facts {

@@ -17,6 +17,7 @@ mod broker;
 mod context;
 mod env;
 mod forward;
+mod identity;
 mod inbound;
 mod isolate;
 mod messages;
@@ -36,13 +37,16 @@ use self::bindings::Bindings;
 use self::broker::BrokerTokens;
 use self::context::{respond, Cx, Served};
 use self::forward::{forward, within_rate_limit, Upstream};
+use self::identity::People;
 use self::inbound::{BodyBudget, Facts, Judged};
 use self::isolate::IsolateTokens;
 use crate::core::cache::{Info, Rejected};
 use crate::core::error::VccError;
+use crate::core::gateway::identity::{credential, Credential};
 use crate::core::gateway::{
-    header_list, health_json_about, misconfigured_json, preflight_headers, split_request_url, Decision, GatewayConfig,
-    HealthAbout, Inbound, Misconfigured, Refusal, FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS,
+    header_list, health_json_about, misconfigured_json, preflight_headers, split_request_url, whoami_json, Caller,
+    Decision, GatewayConfig, HealthAbout, Inbound, Misconfigured, Refusal, Whom, FORWARD_REQUEST_HEADERS,
+    FORWARD_RESPONSE_HEADERS, HEALTH_LIVENESS,
 };
 use crate::core::scope::ScopeSet;
 use crate::core::secret::AccessToken;
@@ -79,6 +83,8 @@ struct Setup {
     config: Rc<GatewayConfig>,
     /// The isolate's budget for request bodies (`BODY_BUFFER_LIMIT`).
     bodies: BodyBudget,
+    /// The issuer people sign in with, if they do.
+    people: Option<People>,
     /// Where requests get their tokens: the seam. The isolate's own cache, or the
     /// fleet's broker (with the isolate's cache as its fallback); the request path is
     /// the same for both.
@@ -137,7 +143,8 @@ impl Gateway {
                 Some(ns) => Tokens::Broker(Rc::new(BrokerTokens::new(ns.clone(), config.clone(), isolate))),
                 None => Tokens::Isolate(isolate),
             };
-            Setup { tokens, bodies: BodyBudget::new(config.body_buffer_limit), config }
+            let people = config.identities.clone().map(People::new);
+            Setup { tokens, bodies: BodyBudget::new(config.body_buffer_limit), people, config }
         });
         if let Err(m) = &setup {
             console_error(&misconfigured_json(m));
@@ -184,28 +191,57 @@ impl Inner {
                 return respond(Refusal::Misconfigured.status(), &misconfigured_json(m), &[]);
             }
         };
+        let Some((self_origin, path, query)) = split_request_url(&cx.facts.url) else {
+            return cx.refuse(Refusal::PathNotPlain);
+        };
+        let (self_origin, path, query) = (self_origin.to_owned(), path.to_owned(), query.map(str::to_owned));
+        // A sign-in is checked where it decides something: the APIs, /whoami, and
+        // /healthz (its details).
+        let f = &cx.facts;
+        let (authorization, access) = (f.header(Judged::Authorization), f.header(Judged::AccessAssertion));
+        let person = match (&setup.people, credential(authorization, access, setup.people.is_some())) {
+            (Some(people), Credential::Assertion(jwt))
+                if path == "/healthz" || path == "/whoami" || path == "/api" || path.starts_with("/api/") =>
+            {
+                Some(people.verify(jwt).await)
+            }
+            _ => None,
+        };
         let verdict = {
             let f = &cx.facts;
-            let Some((self_origin, path, query)) = split_request_url(&f.url) else {
-                return cx.refuse(Refusal::PathNotPlain);
-            };
             setup.config.decide(&Inbound {
                 method: &f.method,
-                path,
-                query,
-                self_origin,
+                path: &path,
+                query: query.as_deref(),
+                self_origin: &self_origin,
                 origin: f.header(Judged::Origin),
                 authorization: f.header(Judged::Authorization),
                 content_length: f.header(Judged::ContentLength),
                 preflight_method: f.header(Judged::PreflightMethod),
+                access: f.header(Judged::AccessAssertion),
+                person: person.as_ref().map(|p| p.as_ref().map_err(|r| *r)),
                 now_ms: now_ms(),
             })
         };
-        cx.key = verdict.key.and_then(|k| setup.config.key_id(k)).map(str::to_owned);
+        match verdict.caller {
+            Caller::Key(k) => cx.key = setup.config.key_id(k).map(str::to_owned),
+            Caller::Person => {
+                if let Some(Ok(p)) = &person {
+                    let log_email = setup.people.as_ref().is_some_and(|people| people.ids().log_email);
+                    cx.person = Some((p.sub.clone(), p.email.clone().filter(|_| log_email)));
+                }
+            }
+            Caller::None => {}
+        }
         match verdict.decision {
             Decision::Refuse(r, origin) => {
                 cx.origin = origin;
-                cx.refuse(r)
+                match (&setup.people, r) {
+                    (Some(people), Refusal::IdentityUnavailable) => {
+                        cx.refuse_with(r, vec![("retry-after", people.retry_after())])
+                    }
+                    _ => cx.refuse(r),
+                }
             }
             Decision::Preflight(origin) => {
                 let out = Headers::new()?;
@@ -217,9 +253,25 @@ impl Inner {
                 init.set_headers(&out);
                 Response::new_with_opt_str_and_init(None, &init)
             }
-            Decision::Health => {
+            Decision::Health { details } => {
                 cx.served = Served::Health;
-                respond(200, &self.health(setup), &[])
+                let body = if details { self.health(setup) } else { HEALTH_LIVENESS.to_owned() };
+                respond(200, &body, &[])
+            }
+            Decision::WhoAmI => {
+                cx.served = Served::WhoAmI;
+                let body = match (&verdict.caller, &person) {
+                    (Caller::Person, Some(Ok(p))) => {
+                        whoami_json(Whom::Person(&p.sub, p.name.as_deref()), &p.scopes, p.admin)
+                    }
+                    (Caller::Key(k), _) => {
+                        let (id, scopes) = setup.config.key_grant(*k).unwrap_or_default();
+                        let admin = scopes.iter().any(|s| s == crate::core::gateway::ADMIN_SCOPE);
+                        whoami_json(Whom::Key(id), &scopes, admin)
+                    }
+                    _ => crate::core::gateway::WHOAMI_NOBODY.to_owned(),
+                };
+                respond(200, &body, &[])
             }
             Decision::Static => match &self.bindings.assets {
                 Some(assets) => {
@@ -232,7 +284,7 @@ impl Inner {
                 cx.origin = origin;
                 cx.served = Served::Api(f.route.clone());
                 cx.scope = Some(f.scope.clone());
-                if !within_rate_limit(self.bindings.rate_limit.as_ref(), cx.key.as_deref()).await {
+                if !within_rate_limit(self.bindings.rate_limit.as_ref(), cx.caller_id().as_deref()).await {
                     let mut retry_after = String::new();
                     push_u64(&mut retry_after, u64::from(setup.config.rate_limit_period_s));
                     return cx.refuse_with(Refusal::RateLimited, vec![("retry-after", retry_after)]);
@@ -264,6 +316,11 @@ impl Inner {
                 Tokens::Isolate(_) => None,
             },
             rate_limit: self.bindings.rate_limit.is_some(),
+            identity: match &setup.people {
+                None => "off",
+                Some(p) if p.failing() => "jwks_unavailable",
+                Some(_) => "on",
+            },
             keys: setup.config.key_list().collect(),
         };
         health_json_about(now_ms(), &scopes, &about)
