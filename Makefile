@@ -15,13 +15,13 @@ export CARGO_TERM_COLOR ?= never
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM := --target wasm32-unknown-unknown
 
-.PHONY: fuzz soak all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-consumers test-gateway test-demo bench emulator clean
+.PHONY: fuzz soak all setup setup-build pkg gateway demo demo-node key test lint test-native test-wasm test-pkg test-store test-consumers test-gateway test-demo bench emulator clean
 
 all: pkg
 
 # Everything the build and tests need; each step is skipped when already present.
 setup:
-	scripts/setup.sh rust npm browser wasm-tools
+	scripts/setup.sh rust npm browser redis wasm-tools
 
 setup-build:
 	scripts/setup.sh rust npm wasm-tools
@@ -60,22 +60,28 @@ test-wasm: setup
 test-pkg: pkg
 	scripts/with-emulator.sh scripts/test-pkg.sh
 
+# The token store shared by processes: 4 Node processes per Redis client (node-redis,
+# ioredis) against a redis-server the tests start.
+test-store: setup pkg emulator
+	scripts/with-emulator.sh scripts/test-store.sh
+
 # The packed package in one app per toolchain (tests/consumers/): Node, serverless
 # bundling, Vite, webpack, Rollup, esbuild, Next.js, Bun, Deno, TypeScript. Installs are
 # cached in ~/.cache/vcc-auth-consumers (VCC_CONSUMER_CACHE); CONSUMERS=vite7,next for some.
 test-consumers: setup pkg emulator
 	scripts/with-emulator.sh node tests/consumers/run.mjs
 
-test: setup lint test-native test-wasm test-pkg test-consumers test-gateway test-demo
-	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package and its consumers, gateway in workerd, demo page in Chromium)"
+test: setup lint test-native test-wasm test-pkg test-store test-consumers test-gateway test-demo
+	@echo "make test: all suites passed (native, wasm in Node, wasm in Chromium, npm package, its token store across processes and its consumers, gateway in workerd, demo page in Chromium)"
 
 # Emulator (or real VCC, see README) + gateway + page until Ctrl-C; prints URL and key.
 demo: gateway emulator
 	node scripts/demo.mjs
 
-# The Node example alone, against an emulator with 5-second tokens.
+# The Node example alone, against an emulator with 5-second tokens; STORE=redis: two
+# processes sharing one token through a redis-server it starts.
 demo-node: pkg emulator
-	EMULATOR_ARGS="--token-lifetime 5" scripts/with-emulator.sh node examples/node-demo.mjs
+	EMULATOR_ARGS="--token-lifetime 5" scripts/with-emulator.sh node examples/$(if $(filter redis,$(STORE)),node-fleet,node-demo).mjs
 
 bench: gateway emulator
 	@command -v twiggy >/dev/null || cargo install --locked twiggy

@@ -10,6 +10,7 @@ import { VccClient } from "../pkg/index.mjs";
 import { initSync } from "../pkg/vcc_auth.js";
 import { gatewayRows } from "./gateway-bench.mjs";
 import { brokerRows } from "./broker-bench.mjs";
+import { storeRows } from "./store-bench.mjs";
 
 const root = new URL("../", import.meta.url).pathname;
 const EMU = process.env.VCC_EMULATOR_URL;
@@ -218,7 +219,11 @@ row(
 client.close();
 rot.close();
 
-// 5. The gateway in workerd against a plain JS pass-through worker.
+// 5. A fleet of Node processes sharing tokens through a Redis store.
+console.error("store");
+for (const r of await storeRows()) row(...r);
+
+// 6. The gateway in workerd against a plain JS pass-through worker.
 console.error("gateway");
 for (const r of await gatewayRows()) row(...r);
 for (const r of await brokerRows()) row(...r);

@@ -10,5 +10,6 @@ export type {
   VccRegion,
   VccRequestInit,
   VccTokenInfo,
+  VccTokenStore,
 } from "./vcc_auth.js";
 export { VccError } from "./errors.mjs";

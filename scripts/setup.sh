@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vcc-auth needs to build and test, skipping whatever is already present,
 # so that a warm machine is fast and a fresh one (CI) gets everything from these files.
-# Usage: scripts/setup.sh [rust|wasm-tools|browser|npm|all]...
+# Usage: scripts/setup.sh [rust|wasm-tools|browser|redis|npm|all]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +44,17 @@ browser() {
   fi
 }
 
+redis() {
+  # The store's tests start their own redis-server on a free loopback port (tests/store/);
+  # the package's service, if apt starts one, is not used.
+  if ! command -v redis-server >/dev/null; then
+    say "installing Debian redis-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq redis-server >/dev/null
+  fi
+}
+
 npm_deps() {
   # `npm ci` is exact and reproducible from the committed lock; skip when npm's own record
   # of the install (node_modules/.package-lock.json) is there and newer than the lock, so
@@ -61,8 +72,9 @@ for what in "$@"; do
     rust) rust ;;
     wasm-tools) wasm_tools ;;
     browser) browser ;;
+    redis) redis ;;
     npm) npm_deps ;;
-    all) rust; browser; npm_deps; wasm_tools ;;
+    all) rust; browser; redis; npm_deps; wasm_tools ;;
     *) say "unknown part: $what"; exit 2 ;;
   esac
 done

@@ -57,6 +57,9 @@ pub enum Event {
     Fetched,
     /// A new token replaced a cached one.
     Refreshed,
+    /// The flight brought back the token already cached (a shared store whose refresh
+    /// another process is making): its times are updated, nothing else changes.
+    Unchanged,
     /// The request failed but the cached token is still valid and keeps being served.
     RefreshFailed(VccError),
     /// The request failed and there is no valid token.
@@ -290,6 +293,15 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
         };
         e.info.in_flight = e.flight.is_some();
         match result {
+            Ok(token) if e.token.as_ref().is_some_and(|t| t.value == token.value) => {
+                // The same token: same serial, so whatever was known of it (confirmed,
+                // vouched, on probation) still holds.
+                e.info.last_error = None;
+                e.consecutive_failures = 0;
+                let value = token.value.clone();
+                e.token = Some(token);
+                Finished { waiters, outcome: Ok(value), event: Event::Unchanged }
+            }
             Ok(token) => {
                 let event = if e.token.is_some() { Event::Refreshed } else { Event::Fetched };
                 match event {
@@ -462,6 +474,15 @@ impl<K: Ord + Clone, W> TokenCache<K, W> {
         }
     }
 
+    /// No background refresh of `key` before `until` (the token stays in use): a
+    /// refresh that found another process making it waits this long before it looks
+    /// again, instead of looking on every call.
+    pub fn hold_refresh(&mut self, key: &K, until: u64) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.retry_at = e.retry_at.max(until);
+        }
+    }
+
     /// Drops the cached token for `key`, or for every key. Flights in progress finish.
     pub fn invalidate(&mut self, key: Option<&K>) {
         let clear = |e: &mut Entry<W>| {
@@ -541,6 +562,31 @@ mod tests {
         assert_eq!(c.get(&"k", "", 4_999), Plan::Use, "still valid: served during the backoff");
         assert!(matches!(c.get(&"k", "", 5_000), Plan::Fetch(_)), "at its expiry instant it is gone");
         assert!(c.current(&"k").is_none());
+    }
+
+    /// A refresh that brings back the cached token (a shared store whose refresh another
+    /// process is making) changes nothing but the times, and can hold the next look.
+    #[test]
+    fn a_refresh_that_brings_back_the_same_token_is_unchanged() {
+        let mut c = Cache::new(Margins::default());
+        let Plan::Fetch(id) = c.get(&"k", "", 0) else { panic!() };
+        c.finish(&"k", id, Ok(tok("A", 0, 5_000)), 0);
+        c.confirm(&"k", "", &AccessToken::new("A".into()), 100);
+        let serial = c.current(&"k").unwrap().1;
+        let Plan::UseAndRefresh(r) = c.get(&"k", "", 2_500) else { panic!() };
+        let f = c.finish(&"k", r, Ok(tok("A", 0, 5_000)), 2_510);
+        assert_eq!(f.event, Event::Unchanged);
+        assert_eq!(c.current(&"k").unwrap().1, serial, "same serial: the published copy stays");
+        assert_eq!(c.info(&"k").unwrap().refreshes, 0);
+        assert_eq!(
+            c.invalidate_if(&"k", "", &AccessToken::new("A".into()), 50, 2_520),
+            Rejected::Works,
+            "still known to work"
+        );
+        c.hold_refresh(&"k", 3_510);
+        assert_eq!(c.get(&"k", "", 3_000), Plan::Use, "no new look while held");
+        assert_eq!(c.next_wakeup(&"k"), Some(3_510));
+        assert!(matches!(c.get(&"k", "", 3_510), Plan::UseAndRefresh(_)));
     }
 
     #[test]

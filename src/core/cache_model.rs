@@ -207,6 +207,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     (Event::Failed(_), None) => prop_assert!(f.outcome.is_err()),
                     (Event::RefreshFailed(_), None) => prop_assert!(false, "RefreshFailed with no token"),
+                    // Every fetched token here is new (tok-<serial>).
+                    (Event::Unchanged, _) => prop_assert!(false, "Unchanged for a new token"),
                 }
             }
             Op::Advance(dt) => now += dt,

@@ -80,6 +80,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "maxRetries",
     "autoRefresh",
     "onEvent",
+    "store",
 ];
 
 /// Options as read from JS, not yet validated.

@@ -12,6 +12,7 @@ pub mod retry;
 pub mod routes;
 pub mod scope;
 pub mod secret;
+pub mod store;
 pub mod text;
 pub mod token;
 pub mod url;

@@ -36,12 +36,34 @@ export interface VccClientOptions {
   maxRetries?: number;
   /** Proactive refresh timers; default on in browsers and Node, off in workerd. */
   autoRefresh?: boolean;
-  /** Called on token fetched / refreshed / failed. */
+  /** Called on token fetched / refreshed / failed, and when the store fails. */
   onEvent?: (event: VccEvent) => void;
+  /** A store shared by every process of a fleet (`redisStore` from vcc-auth/redis, or
+   *  your own): one token request per scope set for the whole fleet, a revoked token
+   *  replaced once. Records are sealed with a key derived from clientSecret. */
+  store?: VccTokenStore;
+}
+
+/** What a token store does: four atomic operations on opaque strings. vcc-auth decides
+ *  everything else (what a record holds, when to write it) and seals every record; the
+ *  store never sees a token, the secret, a client id or a scope. */
+export interface VccTokenStore {
+  /** The record under `key`, or null. */
+  get(key: string): Promise<string | null>;
+  /** Writes `value` under `key`, to expire in `ttlMs`, only if the record is still
+   *  `expected` (null or undefined: only if there is none). Resolves whether it wrote. */
+  swap(key: string, expected: string | null | undefined, value: string, ttlMs: number): Promise<boolean>;
+  /** Takes the lock `key` for `owner` for `leaseMs`, only if no one holds it. Resolves
+   *  whether it was taken. */
+  lock(key: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Releases the lock `key` if `owner` still holds it. */
+  unlock(key: string, owner: string): Promise<unknown>;
 }
 
 export interface VccEvent {
-  type: "fetched" | "refreshed" | "failed";
+  /** "store_unavailable": the store failed (`message` says how); this process fetches
+   *  its own tokens for a few seconds. */
+  type: "fetched" | "refreshed" | "failed" | "store_unavailable";
   /** Normalised scope set. */
   scope: string;
   /** When it happened (ms since epoch). */

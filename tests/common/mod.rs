@@ -450,7 +450,7 @@ async fn token_info_invalidate_and_close() {
     assert!(!shown.contains(&t) && !shown.contains("eyJ"), "{shown}");
     assert_eq!(num(&info, "fetches"), 1.0);
     assert!(num(&info, "expiresAt") > js_sys::Date::now() + 3_500_000.0);
-    c.invalidate(Some("stats".into())).unwrap();
+    JsFuture::from(c.invalidate(Some("stats".into())).unwrap()).await.unwrap();
     assert_ne!(token(&c, "stats").await.unwrap(), t);
     c.close();
     let e = token(&c, "stats").await.unwrap_err();
@@ -535,4 +535,52 @@ async fn vcc_rejecting_every_token_brakes_token_requests() {
     assert_eq!(api(&c, "/stats/agent-status", JsValue::UNDEFINED).await.unwrap().status(), 200);
     assert_eq!(num(&stats(&id).await, "tokenRequests.stats"), 3.0);
     c.close();
+}
+
+#[wasm_bindgen(inline_js = "
+export function memoryStore() {
+  const data = new Map();
+  const locks = new Map();
+  return {
+    data,
+    get: async (k) => data.get(k) ?? null,
+    swap: async (k, expected, value) => {
+      if ((data.get(k) ?? null) !== (expected ?? null)) return false;
+      data.set(k, value);
+      return true;
+    },
+    lock: async (k, owner) => (locks.has(k) ? false : (locks.set(k, owner), true)),
+    unlock: async (k, owner) => { if (locks.get(k) === owner) locks.delete(k); },
+  };
+}")]
+extern "C" {
+    #[wasm_bindgen(js_name = memoryStore)]
+    fn memory_store() -> JsValue;
+}
+
+/// The `store` option in this runtime (WebCrypto's HKDF, AES-GCM and HMAC in Node and
+/// in Chromium alike): two clients share one token through it, and what it holds is
+/// sealed. Redis across processes is `tests/store/`.
+#[wasm_bindgen_test]
+async fn two_clients_share_one_token_through_a_store_and_it_holds_it_sealed() {
+    let (id, secret) = new_client_id(3600, &["*"]).await;
+    let store = memory_store();
+    let a = client(&id, &secret, &[("store", store.clone())]);
+    let b = client(&id, &secret, &[("store", store.clone())]);
+    let (ta, tb) = futures::future::join(token(&a, "stats"), token(&b, "stats")).await;
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert_eq!(ta, tb);
+    assert_eq!(num(&get(&stats(&id).await, "tokenRequests"), "stats"), 1.0);
+    let data: js_sys::Map = get(&store, "data").unchecked_into();
+    assert_eq!(data.size(), 1);
+    data.for_each(&mut |value, name| {
+        let (value, name) = (value.as_string().unwrap(), name.as_string().unwrap());
+        assert!(name.len() == 64 && !name.contains(&id), "{name}");
+        assert!(value.starts_with("v1.") && !value.contains(&ta[ta.len() - 12..]) && !value.contains("stats"));
+    });
+    // Another secret's client reads the same store: the record does not open for it,
+    // and VCC does not know that secret.
+    let stranger = client(&id, "another-secret", &[("store", store)]);
+    let e = token(&stranger, "stats").await.unwrap_err();
+    assert_eq!(get(&e, "code").as_string().as_deref(), Some("invalid_client"));
 }

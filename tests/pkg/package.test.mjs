@@ -211,3 +211,89 @@ test("the package declares typed options, not any", async () => {
   assert.match(dts, /fetch\(input: string \| URL, init\?: VccRequestInit\): Promise<Response>/);
   assert.match(dts, /export interface VccClientOptions/);
 });
+
+// The `store` option in one process, with stores written here: the shape is checked,
+// two clients share one token, and a store that throws, stalls or answers garbage never
+// fails a call (the client fetches its own and says so). Redis across processes is
+// tests/store/.
+function memoryStore() {
+  const data = new Map();
+  const locks = new Map();
+  const live = (m, k) => {
+    const e = m.get(k);
+    if (e && e.until <= Date.now()) m.delete(k);
+    return m.get(k);
+  };
+  return {
+    data,
+    async get(k) {
+      return live(data, k)?.value ?? null;
+    },
+    async swap(k, expected, value, ttl) {
+      if ((live(data, k)?.value ?? null) !== (expected ?? null)) return false;
+      data.set(k, { value, until: Date.now() + ttl });
+      return true;
+    },
+    async lock(k, owner, lease) {
+      if (live(locks, k)) return false;
+      locks.set(k, { value: owner, until: Date.now() + lease });
+      return true;
+    },
+    async unlock(k, owner) {
+      if (live(locks, k)?.value === owner) locks.delete(k);
+    },
+  };
+}
+
+test("store: a store that is not one is refused, by name", () => {
+  for (const store of [42, {}, { get() {}, swap() {}, lock() {} }]) {
+    assert.throws(
+      () => new VccClient(opts({ id: "x", secret: "y" }, { store })),
+      (e) => e instanceof VccError && e.code === "invalid_config" && e.field === "store",
+    );
+  }
+});
+
+test("store: two clients share one token through it, sealed", async () => {
+  const c = await newClient();
+  const store = memoryStore();
+  const [a, b] = [new VccClient(opts(c, { store })), new VccClient(opts(c, { store }))];
+  const [ta, tb] = await Promise.all([a.getToken("stats"), b.getToken("stats")]);
+  assert.equal(ta, tb);
+  const stats = await (await fetch(`${EMU}/_emulator/stats?clientId=${c.id}`)).json();
+  assert.equal(stats.tokenRequests.stats, 1);
+  const [[name, { value }]] = [...store.data];
+  assert.match(name, /^[0-9a-f]{64}$/, "the record's name shows nothing");
+  assert.match(value, /^v1\.[\w-]{16}\.[\w-]+$/);
+  assert.ok(!value.includes(ta.slice(-12)) && !value.includes(c.id));
+  a.close();
+  b.close();
+});
+
+test("store: one that throws, stalls or answers garbage fails no call; the client says so and fetches its own", async () => {
+  const throwing = { ...memoryStore(), get: async () => Promise.reject(new Error("ECONNREFUSED 10.0.0.7:6379")) };
+  const stalled = { ...memoryStore(), get: () => new Promise(() => {}) };
+  const garbage = { ...memoryStore(), get: async () => 42 };
+  for (const [what, store] of [
+    ["throws", throwing],
+    ["stalls", stalled],
+    ["garbage", garbage],
+  ]) {
+    const c = await newClient();
+    const events = [];
+    const client = new VccClient(opts(c, { store, timeoutMs: 500, onEvent: (e) => events.push(e) }));
+    const t0 = Date.now();
+    const res = await client.fetch("/stats/agent-status");
+    assert.equal(res.status, 200, what);
+    assert.ok(Date.now() - t0 < 2_000, `${what}: ${Date.now() - t0} ms`);
+    const failed = events.find((e) => e.type === "store_unavailable");
+    assert.ok(failed, `${what}: no store_unavailable event`);
+    assert.ok(!JSON.stringify(failed).includes("10.0.0.7"), "the store's own error text is not passed on");
+    // The breaker is open: the next miss does not wait on the store again.
+    await client.invalidate("stats");
+    const t1 = Date.now();
+    await client.getToken("stats");
+    assert.ok(Date.now() - t1 < 400, `${what}: the open breaker still waited ${Date.now() - t1} ms`);
+    client.close();
+  }
+});

@@ -1,7 +1,8 @@
 // Compiled with `tsc --noEmit` against the installed package: the declarations must
 // accept correct use and reject wrong use (the @ts-expect-error lines fail the build
 // if the types were `any`).
-import { VccClient, VccError, type VccClientOptions, type VccErrorCode, type VccTokenInfo } from "vcc-auth";
+import { VccClient, VccError, type VccClientOptions, type VccErrorCode, type VccTokenInfo, type VccTokenStore } from "vcc-auth";
+import { redisStore } from "vcc-auth/redis";
 
 const options: VccClientOptions = {
   region: "emea",
@@ -31,4 +32,13 @@ new VccClient({ region: "mars", clientId: "a", clientSecret: "b" });
 new VccClient({ region: "emea", clientId: "a" });
 // @ts-expect-error timeoutMs is a number
 new VccClient({ region: "emea", clientId: "a", clientSecret: "b", timeoutMs: "10" });
-void token; void response; void plain; void info; void code;
+// A store: vcc-auth/redis over any client with sendCommand (node-redis) or call (ioredis).
+declare const nodeRedis: { sendCommand(args: string[]): Promise<unknown> };
+declare const ioredis: { call(...args: string[]): Promise<unknown> };
+const store: VccTokenStore = redisStore(nodeRedis, { prefix: "app:" });
+new VccClient({ region: "emea", clientId: "a", clientSecret: "b", store: redisStore(ioredis) });
+new VccClient({ region: "emea", clientId: "a", clientSecret: "b", store });
+// @ts-expect-error a store has all four operations
+new VccClient({ region: "emea", clientId: "a", clientSecret: "b", store: { get: async () => null } });
+const invalidated: Promise<void> = client.invalidate("stats");
+void token; void response; void plain; void info; void code; void invalidated;

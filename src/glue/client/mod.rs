@@ -3,6 +3,7 @@
 
 mod api;
 mod options;
+mod store;
 mod tokens;
 
 use std::rc::Rc;
@@ -30,10 +31,10 @@ impl VccClient {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "VccClientOptions")] options: JsValue,
     ) -> Result<VccClient, JsValue> {
-        let (raw, on_event) = options::read_options(&options).map_err(|e| to_js_error(&e))?;
-        let settings = raw.validate().map_err(|e| to_js_error(&e.into()))?;
+        let read = options::read_options(&options).map_err(|e| to_js_error(&e))?;
+        let settings = read.raw.validate().map_err(|e| to_js_error(&e.into()))?;
         let auto_refresh = settings.auto_refresh.unwrap_or(!is_workerd());
-        Ok(VccClient { inner: Rc::new(Inner::new(settings, auto_refresh, on_event)) })
+        Ok(VccClient { inner: Rc::new(Inner::new(settings, auto_refresh, read.on_event, read.store)) })
     }
 
     /// Resolves to an access token for `scope` (one or more scopes, space-separated),
@@ -111,27 +112,42 @@ impl VccClient {
         Ok(o.0.into())
     }
 
-    /// Drops the cached token for `scope`, or every cached token.
+    /// Drops the cached token for `scope`, or every cached token. With a `store`, the
+    /// fleet's copy too (by generation, as a 401 does): the promise resolves once the
+    /// store has it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn invalidate(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string")] scope: Option<String>,
-    ) -> Result<(), JsValue> {
+    ) -> Result<Promise, JsValue> {
         let key = match scope {
             Some(s) => Some(self.inner.key_for(&s).map_err(|e| to_js_error(&e))?),
             None => None,
         };
-        let mut state = self.inner.state.borrow_mut();
-        match &key {
-            Some(k) => {
-                state.tokens.change(k, |c| c.invalidate(Some(k)));
-                state.timers.remove(k);
+        let keys: Vec<_> = {
+            let mut state = self.inner.state.borrow_mut();
+            let keys = match &key {
+                Some(k) => {
+                    state.tokens.change(k, |c| c.invalidate(Some(k)));
+                    state.timers.remove(k);
+                    vec![k.clone()]
+                }
+                None => {
+                    let all = state.tokens.cache().keys().cloned().collect();
+                    state.tokens.change_all(|c| c.invalidate(None));
+                    state.timers.clear();
+                    all
+                }
+            };
+            keys
+        };
+        let Some(store) = self.inner.store.clone() else { return Ok(Promise::resolve(&JsValue::UNDEFINED)) };
+        Ok(future_to_promise(async move {
+            for k in &keys {
+                store.drop_current(k).await;
             }
-            None => {
-                state.tokens.change_all(|c| c.invalidate(None));
-                state.timers.clear();
-            }
-        }
-        Ok(())
+            Ok(JsValue::UNDEFINED)
+        }))
     }
 
     /// Stops every refresh timer and drops cached tokens; later calls reject with

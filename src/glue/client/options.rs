@@ -5,6 +5,7 @@ use js_sys::{Function, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::store::TokenStore;
 use crate::core::config::{RawConfig, OPTION_NAMES};
 use crate::core::error::{ErrorCode, VccError};
 use crate::core::secret::ClientSecret;
@@ -27,9 +28,17 @@ fn opt_number(obj: &JsValue, name: &'static str) -> Result<Option<f64>, VccError
     v.as_f64().map(Some).ok_or_else(|| VccError::config(name, "must be a number"))
 }
 
+/// What the constructor's options give: the settings to validate, and the JS values the
+/// core has no part in.
+pub(super) struct ReadOptions {
+    pub raw: RawConfig,
+    pub on_event: Option<Function>,
+    pub store: Option<TokenStore>,
+}
+
 /// The options object: every member known (a typo is an error, not a silent default),
 /// each of its type. The values are judged by `RawConfig::validate`.
-pub(super) fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Function>), VccError> {
+pub(super) fn read_options(options: &JsValue) -> Result<ReadOptions, VccError> {
     if !options.is_object() {
         return Err(VccError::config("options", "must be an object"));
     }
@@ -50,6 +59,19 @@ pub(super) fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Funct
         v if v.is_undefined() || v.is_null() => None,
         v => Some(v.dyn_into::<Function>().map_err(|_| VccError::config("onEvent", "must be a function"))?),
     };
+    let store = match prop(options, "store") {
+        v if v.is_undefined() || v.is_null() => None,
+        v => {
+            let has = |m: &str| prop(&v, m).is_function();
+            if !["get", "swap", "lock", "unlock"].into_iter().all(has) {
+                return Err(VccError::config(
+                    "store",
+                    "must be a token store: an object with get, swap, lock and unlock (vcc-auth/redis makes one)",
+                ));
+            }
+            Some(v.unchecked_into::<TokenStore>())
+        }
+    };
     let raw = RawConfig {
         region: opt_string(options, "region")?,
         client_id: opt_string(options, "clientId")?,
@@ -63,5 +85,5 @@ pub(super) fn read_options(options: &JsValue) -> Result<(RawConfig, Option<Funct
         max_retries: opt_number(options, "maxRetries")?,
         auto_refresh,
     };
-    Ok((raw, on_event))
+    Ok(ReadOptions { raw, on_event, store })
 }

@@ -11,6 +11,7 @@ use litemap::LiteMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
+use super::store::Store;
 use crate::core::cache::{Event, Info, Rejected, TokenCache};
 use crate::core::config::Settings;
 use crate::core::error::{ErrorCode, VccError};
@@ -39,6 +40,16 @@ impl CacheKey {
     /// The normalised scope set.
     pub(super) fn scopes(&self) -> &ScopeSet {
         &self.0.scopes
+    }
+
+    /// The token endpoint's base URL.
+    pub(super) fn auth_base(&self) -> &str {
+        &self.0.auth_base
+    }
+
+    /// The client id.
+    pub(super) fn client_id(&self) -> &str {
+        &self.0.client_id
     }
 }
 
@@ -144,6 +155,8 @@ pub(super) struct Inner {
     client_id: Rc<str>,
     auto_refresh: bool,
     on_event: Option<Function>,
+    /// The fleet's shared store, if the `store` option gave one.
+    pub(super) store: Option<Rc<Store>>,
     pub(super) state: RefCell<State>,
 }
 
@@ -158,12 +171,18 @@ pub(super) fn closed_error() -> VccError {
 }
 
 impl Inner {
-    pub(super) fn new(settings: Settings, auto_refresh: bool, on_event: Option<Function>) -> Self {
+    pub(super) fn new(
+        settings: Settings,
+        auto_refresh: bool,
+        on_event: Option<Function>,
+        store: Option<super::store::TokenStore>,
+    ) -> Self {
         Inner {
             auth_base: Rc::from(settings.auth_base.as_string()),
             client_id: Rc::from(settings.client_id.as_str()),
             auto_refresh,
             on_event,
+            store: store.map(|js| Rc::new(Store::new(js, &settings.client_secret, &settings))),
             state: RefCell::new(State {
                 tokens: Published::new(TokenCache::new(settings.margins)),
                 timers: LiteMap::new(),
@@ -191,12 +210,26 @@ impl Inner {
         Ok(key)
     }
 
+    /// Tells `onEvent` that the store failed (`why`: never a value from it), and that
+    /// this process fetches its own tokens for a while.
+    fn emit_store_failure(&self, key: &CacheKey, why: &str, now: u64) {
+        let Some(callback) = &self.on_event else { return };
+        let o = Obj::new();
+        let mut message = String::from(why);
+        message.push_str("; this process fetches its own tokens for a few seconds");
+        o.set("type", "store_unavailable").set("scope", key.scopes().as_str()).set("at", now as f64);
+        o.set("message", message.as_str());
+        let _ = callback.call1(&JsValue::UNDEFINED, &o.0);
+    }
+
     fn emit(&self, key: &CacheKey, event: &Event, now: u64) {
         let Some(callback) = &self.on_event else {
             return;
         };
         let o = Obj::new();
         let (kind, error, kept) = match event {
+            // The token did not change: nothing to tell.
+            Event::Unchanged => return,
             Event::Fetched => ("fetched", None, false),
             Event::Refreshed => ("refreshed", None, false),
             Event::RefreshFailed(e) => ("failed", Some(e), true),
@@ -278,7 +311,14 @@ impl Flights for Inner {
     }
 
     async fn fetch(&self, key: &CacheKey) -> Result<Token, VccError> {
-        request_token(&self.settings, key.scopes()).await
+        let Some(store) = &self.store else {
+            return request_token(&self.settings, key.scopes()).await;
+        };
+        let result = store.fetch(key, &self.settings).await;
+        if let Some(why) = store.take_failure() {
+            self.emit_store_failure(key, why, now_ms());
+        }
+        result
     }
 
     fn landed(self: &Rc<Self>, key: &CacheKey, event: &Event, now: u64) {
@@ -286,6 +326,20 @@ impl Flights for Inner {
             let mut state = self.state.borrow_mut();
             if state.closed {
                 state.tokens.change_all(|c| c.invalidate(None));
+            }
+            if let Some(store) = &self.store {
+                let c = &mut state.tokens;
+                let current = c.cache().current(key).map(|(t, _)| t.value.clone());
+                if current.is_some_and(|t| store.vouches(key, &t)) {
+                    // The store's token, off probation: a rejection of it is a
+                    // revocation, never a storm of this process's own.
+                    c.change(key, |c| c.vouch(key));
+                }
+                if *event == Event::Unchanged {
+                    // Another process is refreshing it: look again in a moment, not on
+                    // every call.
+                    c.change(key, |c| c.hold_refresh(key, now + crate::core::store::REFRESH_HOLD_MS));
+                }
             }
         }
         self.emit(key, event, now);
@@ -302,16 +356,26 @@ impl TokenSource for Rc<Inner> {
             return Err(closed_error());
         }
         let (token, got) = driver::token(self, key, caller, &ClientHost).await?;
-        Ok(Lease { token, cached: got == Got::Cached, via: Via::Local })
+        // A token the store had is a fleet's cached token: after a second rejection the
+        // call may try once more (`exchange`), as with the gateway's broker.
+        let cached = got == Got::Cached || self.store.as_ref().is_some_and(|s| s.cached(key, &token));
+        Ok(Lease { token, cached, via: Via::Local })
     }
 
     fn reject(&self, key: &CacheKey, caller: &str, token: &AccessToken, sent_at: u64) -> Rejected {
         let now = now_ms();
-        self.with(key, |c| c.invalidate_if(key, caller, token, sent_at, now))
+        let rejected = self.with(key, |c| c.invalidate_if(key, caller, token, sent_at, now));
+        if let (Some(store), Rejected::Dropped) = (&self.store, rejected) {
+            store.reject(key, token);
+        }
+        rejected
     }
 
     fn confirm(&self, key: &CacheKey, caller: &str, token: &AccessToken, sent_at: u64, _keep_alive: &KeepAlive) {
         self.with(key, |c| c.confirm(key, caller, token, sent_at));
+        if let Some(store) = &self.store {
+            store.confirm(key, token);
+        }
     }
 
     fn health(&self) -> Vec<(CacheKey, Info)> {
