@@ -344,6 +344,36 @@ mod tests {
         assert_eq!(op_timeout_ms(500), 500);
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a record holds (a token of any text, `|` included), it reads back
+            /// as written; and a record's text with anything appended to a number field
+            /// is no record.
+            #[test]
+            fn every_record_reads_back_as_written(
+                generation in any::<u64>(),
+                obtained in 0u64..u64::MAX / 2,
+                lifetime in 1u64..u64::MAX / 2,
+                token in proptest::option::of(".{1,40}"),
+                probation in any::<bool>(),
+                rejected in any::<bool>(),
+                storm_streak in any::<u32>(),
+                cooldown_until in any::<u64>(),
+            ) {
+                let token = token.map(|v| tok(&v, obtained, lifetime));
+                let r = StoreRecord { generation, token, probation, rejected, storm_streak, cooldown_until };
+                let text = r.encode();
+                prop_assert_eq!(StoreRecord::decode(&text), Some(r));
+                let damaged = text.replacen('|', "|x", 1);
+                prop_assert_eq!(StoreRecord::decode(&damaged), None);
+            }
+        }
+    }
+
     #[test]
     fn the_breaker_opens_for_at_most_30_s() {
         let mut b = StoreBreaker::default();
