@@ -1,6 +1,7 @@
 //! The pure core: no JS, no I/O, no clock of its own. Everything here is tested natively
 //! with `cargo test`; the glue in `crate::glue` only performs what the core decides.
 
+pub mod breaker;
 pub mod cache;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod cache_model;

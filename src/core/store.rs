@@ -217,33 +217,7 @@ pub fn op_timeout_ms(timeout_ms: u32) -> u64 {
 /// (the token is still in use meanwhile).
 pub const REFRESH_HOLD_MS: u64 = 1_000;
 
-/// How long a process leaves a failing store alone, fetching its own tokens: then one
-/// flight tries it again.
-pub const BREAKER_OPEN_MS: u64 = 5_000;
-
-/// A circuit breaker in front of the store: after a failure (an error, a timeout, an
-/// answer of the wrong shape), the process's own cache fetches for [`BREAKER_OPEN_MS`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StoreBreaker {
-    open_until: u64,
-}
-
-impl StoreBreaker {
-    /// Whether to use the store now.
-    pub fn allows(&self, now: u64) -> bool {
-        now >= self.open_until
-    }
-
-    /// The store failed.
-    pub fn failed(&mut self, now: u64) {
-        self.open_until = now.saturating_add(BREAKER_OPEN_MS);
-    }
-
-    /// The store answered.
-    pub fn succeeded(&mut self) {
-        self.open_until = 0;
-    }
-}
+pub use super::breaker::{Breaker, BREAKER_OPEN_MS};
 
 #[cfg(test)]
 mod tests {
@@ -372,18 +346,5 @@ mod tests {
                 prop_assert_eq!(StoreRecord::decode(&damaged), None);
             }
         }
-    }
-
-    #[test]
-    fn the_breaker_opens_for_at_most_30_s() {
-        let mut b = StoreBreaker::default();
-        assert!(b.allows(0));
-        b.failed(1_000);
-        assert!(!b.allows(1_000 + BREAKER_OPEN_MS - 1));
-        assert!(b.allows(1_000 + BREAKER_OPEN_MS));
-        const { assert!(BREAKER_OPEN_MS <= 30_000) };
-        b.failed(10_000);
-        b.succeeded();
-        assert!(b.allows(10_001));
     }
 }

@@ -150,8 +150,6 @@ pub struct BrokerRecord {
 
 /// How long an isolate waits for the broker before it fetches the token itself.
 pub const BROKER_TIMEOUT_MS: u64 = 3_000;
-/// How long an isolate leaves a failing broker alone (then one call tries it again).
-pub const BREAKER_OPEN_MS: u64 = 5_000;
 /// How long an isolate keeps an answer whose refresh time has passed (the broker is
 /// refreshing it): one broker call per isolate per second at most, not one per request.
 pub const L1_GRACE_MS: u64 = 1_000;
@@ -188,29 +186,7 @@ pub fn l1_until(refresh_at: u64, use_until: u64, now: u64) -> u64 {
     refresh_at.max(now.saturating_add(L1_GRACE_MS).min(use_until))
 }
 
-/// A small circuit breaker in front of the broker: after a failure, the isolate fetches
-/// tokens itself for [`BREAKER_OPEN_MS`]; then the next call tries the broker again.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Breaker {
-    open_until: u64,
-}
-
-impl Breaker {
-    /// Whether to ask the broker now.
-    pub fn allows(&self, now: u64) -> bool {
-        now >= self.open_until
-    }
-
-    /// The broker failed (error, overload, timeout): leave it alone for a while.
-    pub fn failed(&mut self, now: u64) {
-        self.open_until = now.saturating_add(BREAKER_OPEN_MS);
-    }
-
-    /// The broker answered.
-    pub fn succeeded(&mut self) {
-        self.open_until = 0;
-    }
-}
+pub use crate::core::breaker::{Breaker, BREAKER_OPEN_MS};
 
 #[cfg(test)]
 mod tests {
@@ -282,17 +258,5 @@ mod tests {
         assert_eq!(l1_until(50_000, 60_000, 10_000), 50_000);
         assert_eq!(l1_until(5_000, 60_000, 10_000), 11_000);
         assert_eq!(l1_until(5_000, 10_500, 10_000), 10_500, "never past the hard expiry");
-    }
-
-    #[test]
-    fn the_breaker_opens_on_failure_and_closes_on_success() {
-        let mut b = Breaker::default();
-        assert!(b.allows(0));
-        b.failed(1_000);
-        assert!(!b.allows(1_000 + BREAKER_OPEN_MS - 1));
-        assert!(b.allows(1_000 + BREAKER_OPEN_MS));
-        b.failed(10_000);
-        b.succeeded();
-        assert!(b.allows(10_001));
     }
 }

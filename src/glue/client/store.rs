@@ -25,8 +25,8 @@ use crate::core::config::Settings;
 use crate::core::error::VccError;
 use crate::core::secret::{AccessToken, ClientSecret};
 use crate::core::store::{
-    confirmed, lock_lease_ms, op_timeout_ms, poll_delay_ms, read, record_ttl_ms, rejected, written, Read, Rejection,
-    StoreBreaker, StoreRecord,
+    confirmed, lock_lease_ms, op_timeout_ms, poll_delay_ms, read, record_ttl_ms, rejected, written, Breaker, Read,
+    Rejection, StoreRecord,
 };
 use crate::core::token::{Margins, Token};
 use crate::glue::http::request_token;
@@ -95,7 +95,7 @@ pub struct Store {
     meta: RefCell<LiteMap<CacheKey, Meta>>,
     /// Generations this process saw rejected, for the next flight of each key.
     rejected: RefCell<LiteMap<CacheKey, Vec<u64>>>,
-    breaker: Cell<StoreBreaker>,
+    breaker: Cell<Breaker>,
     /// Why the store last failed, until the client reports it.
     failure: Cell<Option<&'static str>>,
     margins: Margins,
