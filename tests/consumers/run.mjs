@@ -1,5 +1,6 @@
 // The npm package as its users build it. `npm pack` of pkg/, then for each setup an app
-// under apps/, written as that tool's own guide says (no vcc-auth-specific settings),
+// under apps/, written as that tool's own guide says (no vcc-auth-specific settings; the
+// check they share is in shared/, copied into each app where its guide puts the entry),
 // installed with pinned tool versions, built and run; each checks a real outcome: a
 // token from the emulator, a 200 from `client.fetch`, and a bad secret rejected as an
 // `instanceof VccError` with code `invalid_client`. Browser apps run in Chromium with no
@@ -26,6 +27,19 @@ import { extname, join, normalize } from "node:path";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const APPS = join(ROOT, "tests/consumers/apps");
+/** Sources several apps share, copied into each (app → [file in shared/, path in the app]). */
+const SHARED = {
+  "esbuild-browser": [["browser.js", "main.js"]],
+  rollup: [["browser.js", "main.js"]],
+  webpack: [["browser.js", "src/index.js"]],
+  vite6: [["browser.js", "main.js"]],
+  vite7: [["browser.js", "main.js"]],
+  node: [["node.mjs", "app.mjs"]],
+  bun: [["node.mjs", "app.mjs"]],
+  "esbuild-node": [["node.mjs", "app.mjs"]],
+  "ts-bundler": [["check.ts", "check.ts"]],
+  "ts-node20": [["check.ts", "check.ts"]],
+};
 const EMU = process.env.VCC_EMULATOR_URL;
 if (!EMU) throw new Error("VCC_EMULATOR_URL must be set (run under scripts/with-emulator.sh)");
 const CACHE = process.env.VCC_CONSUMER_CACHE ?? join(homedir(), ".cache", "vcc-auth-consumers");
@@ -179,6 +193,7 @@ async function prepare(app, tarball) {
     installedNow = true;
   }
   cpSync(src, dir, { recursive: true, force: true });
+  for (const [file, to] of SHARED[app] ?? []) cpSync(join(ROOT, "tests/consumers/shared", file), join(dir, to));
   if (process.env.VCC_CONSUMER_ERROR_BY_NAME === "1") byName(dir);
   for (const d of ["dist", "out", ".next", "node_modules/.vite", "node_modules/.vite-temp", "node_modules/vcc-auth"])
     rmSync(join(dir, d), { recursive: true, force: true });

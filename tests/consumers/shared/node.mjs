@@ -1,5 +1,6 @@
-// A serverless function as the AWS CDK and SST bundle one: esbuild --bundle --platform=node,
-// then run from a folder holding only the output.
+// The server-side check: run.mjs copies it into the Node app (run by node), the Bun app
+// (run by bun) and the esbuild app (bundled with --platform=node as the AWS CDK and SST
+// do, then run from a folder holding only the output).
 import { VccClient, VccError } from "vcc-auth";
 
 const { EMU, CLIENT_ID, CLIENT_SECRET } = process.env;

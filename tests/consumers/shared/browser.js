@@ -1,3 +1,5 @@
+// Every browser app's entry (esbuild, Rollup, webpack, Vite 6 and 7): run.mjs copies it
+// into each app, where that tool's guide puts the entry, so each tool bundles the same check.
 import { VccClient, VccError } from "vcc-auth";
 
 // The emulator's address and a client's credentials come in the page's query.

@@ -1,3 +1,4 @@
+// Both TypeScript apps' check.ts (run.mjs copies it; each app has its own tsconfig).
 // Type-checked only (tsc --noEmit): correct use compiles, `instanceof VccError`
 // narrows `code` to the union of codes.
 import { VccClient, VccError, type VccErrorCode } from "vcc-auth";
