@@ -21,9 +21,9 @@ import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { createRequire } from "node:module";
 import { homedir, tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
+import { launchChromium } from "../chromium.mjs";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const APPS = join(ROOT, "tests/consumers/apps");
@@ -45,7 +45,6 @@ if (!EMU) throw new Error("VCC_EMULATOR_URL must be set (run under scripts/with-
 const CACHE = process.env.VCC_CONSUMER_CACHE ?? join(homedir(), ".cache", "vcc-auth-consumers");
 const PKG = process.env.VCC_CONSUMER_PKG ?? join(ROOT, "pkg");
 const ONLY = process.env.CONSUMERS?.split(",").filter(Boolean);
-const { chromium } = createRequire(join(ROOT, "package.json"))("playwright-core");
 
 const bin = (tool) => join("node_modules/.bin", tool);
 const npm = (...args) => ["npm", ...args];
@@ -329,18 +328,7 @@ const env = {
   NEXT_TELEMETRY_DISABLED: "1",
   query: new URLSearchParams({ emu: EMU, id, secret }).toString(),
 };
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launchChromium();
 
 // One task per app: prepare, build once, then each of its setups in turn.
 const apps = [...new Set(SETUPS.map((s) => s.app))];

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.mjs";
 import { ROOT, startStack } from "../../scripts/demo-stack.mjs";
 
 const SHOTS = join(ROOT, "screenshots");
@@ -21,18 +21,7 @@ const requested = []; // every URL the page asked for
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   stack = await startStack({ gatewayLifetime: 60, directLifetime: 5 });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
   page.on("pageerror", (e) => consoleErrors.push(`pageerror: ${e.message}`));

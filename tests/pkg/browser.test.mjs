@@ -7,13 +7,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { extname, join, normalize } from "node:path";
+import { launchChromium } from "./chromium.mjs"; // tests/chromium.mjs, copied here by scripts/test-pkg.sh
 
 const EMU = process.env.VCC_EMULATOR_URL;
 const ROOT = process.env.VCC_ROOT;
 assert.ok(EMU && ROOT, "VCC_EMULATOR_URL and VCC_ROOT must be set");
-const { chromium } = createRequire(join(ROOT, "package.json"))("playwright-core");
 
 const here = new URL(".", import.meta.url).pathname;
 const types = { ".html": "text/html", ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm" };
@@ -56,19 +55,7 @@ before(async () => {
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   origin = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless=new",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
