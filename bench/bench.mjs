@@ -11,9 +11,9 @@ import { initSync } from "../pkg/vcc_auth.js";
 import { gatewayRows } from "./gateway-bench.mjs";
 import { brokerRows } from "./broker-bench.mjs";
 import { storeRows } from "./store-bench.mjs";
+import { EMU, clientOptions, newClient, stats } from "../tests/emulator.mjs";
 
 const root = new URL("../", import.meta.url).pathname;
-const EMU = process.env.VCC_EMULATOR_URL;
 if (!EMU) throw new Error("VCC_EMULATOR_URL is not set (run via make bench)");
 const gc = globalThis.gc ?? (() => {});
 const rows = [];
@@ -24,17 +24,7 @@ const row = (what, figure, goal, note = "") => {
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 const mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 
-async function newClientId(lifetimeSeconds = 7200) {
-  const id = `bench-${Math.random().toString(36).slice(2)}`;
-  const secret = `bench-secret-${id}`;
-  await fetch(`${EMU}/_emulator/clients`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds }),
-  });
-  return { clientId: id, clientSecret: secret, authBaseUrl: EMU, apiBaseUrl: EMU };
-}
-const emuStats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
+const newClientOptions = async () => clientOptions(await newClient("bench"));
 
 // 1. Size of what a browser downloads, gzipped, per entry: the default one (wasm inlined
 // as base64 in a module) and vcc-auth/slim (the .wasm as its own file), each with the
@@ -131,7 +121,7 @@ row(
 // 2. Cached getToken against a pure-JS Map + expiry check, same process, same await.
 console.error("cached getToken");
 const scope = "agents-availability:read";
-const client = new VccClient({ ...(await newClientId()), autoRefresh: false });
+const client = new VccClient({ ...(await newClientOptions()), autoRefresh: false });
 const token = await client.getToken(scope);
 const map = new Map([[scope, { token, expiresAt: Date.now() + 3_600_000 }]]);
 async function jsGetToken(s) {
@@ -165,10 +155,10 @@ row(
 
 // 3. Cold stampede: 1000 concurrent callers, one token request.
 console.error("cold stampede");
-const coldOpts = await newClientId();
+const coldOpts = await newClientOptions();
 const cold = new VccClient({ ...coldOpts, autoRefresh: false });
 const tokens = await Promise.all(Array.from({ length: 1000 }, () => cold.getToken("stats")));
-const requests = (await emuStats(coldOpts.clientId)).tokenRequests.stats;
+const requests = (await stats(coldOpts.clientId)).tokenRequests.stats;
 row("token requests for 1000 concurrent cold callers", String(requests), "1", `${new Set(tokens).size} distinct token(s) handed out`);
 cold.close();
 
@@ -187,7 +177,7 @@ for (let i = 0; i < 500_000; i++) await client.getToken(scope);
 const mHalf = snapshot();
 for (let i = 0; i < 500_000; i++) await client.getToken(scope);
 const m1 = snapshot();
-const rotOpts = await newClientId();
+const rotOpts = await newClientOptions();
 const rot = new VccClient({ ...rotOpts, autoRefresh: false });
 await rot.getToken("stats");
 const rotate = async (n) => {

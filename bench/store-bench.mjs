@@ -5,8 +5,8 @@
 // path with a store against without. Figures, not pass/fail.
 import { fork } from "node:child_process";
 import { startRedis } from "../tests/store/redis.mjs";
+import { clientOptions, newClient, tokenRequests } from "../tests/emulator.mjs";
 
-const EMU = process.env.VCC_EMULATOR_URL;
 const pkg = new URL("../pkg/", import.meta.url);
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const LIFETIME_S = 5;
@@ -20,18 +20,7 @@ async function connect(url) {
   return r;
 }
 
-async function newClient(lifetimeSeconds) {
-  const id = `bench-store-${Math.random().toString(36).slice(2)}`;
-  const secret = `bench-store-secret-${id}`;
-  await fetch(`${EMU}/_emulator/clients`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds }),
-  });
-  return { clientId: id, clientSecret: secret, authBaseUrl: EMU, apiBaseUrl: EMU };
-}
-const tokenRequests = async (id) =>
-  Object.values((await (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json()).tokenRequests ?? {}).reduce((a, b) => a + b, 0);
+const newClientOptions = async (lifetimeSeconds) => clientOptions(await newClient("bench-store", lifetimeSeconds));
 
 if (process.argv[2] === "process") {
   // One process of a fleet: getToken every 50 ms for RUN_S, then exit.
@@ -53,7 +42,7 @@ if (process.argv[2] === "process") {
 }
 
 async function fleet(n, redisUrl) {
-  const client = await newClient(LIFETIME_S);
+  const client = await newClientOptions(LIFETIME_S);
   const done = Array.from({ length: n }, () => {
     const child = fork(new URL(import.meta.url).pathname, ["process", JSON.stringify({ client, redisUrl })]);
     return new Promise((resolve) => child.once("message", resolve));
@@ -84,7 +73,7 @@ export async function storeRows() {
     const { VccClient } = await import(new URL("index.mjs", pkg));
     const { redisStore } = await import(new URL("redis.mjs", pkg));
     const conn = await connect(redis.url);
-    const creds = await newClient(3600);
+    const creds = await newClientOptions(3600);
     const warm = new VccClient({ ...creds, store: redisStore(conn) });
     await warm.getToken("stats");
     const viaStore = [];

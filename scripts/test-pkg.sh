@@ -14,7 +14,7 @@ tarball=$(cd "$work" && npm pack --silent "$root/pkg" 2>/dev/null | tail -n1)
 cd "$work"
 printf '{"name":"pkg-test","private":true,"type":"module"}\n' > package.json
 npm install --no-audit --no-fund --loglevel=error "./$tarball" >/dev/null
-cp "$root"/tests/pkg/*.test.mjs "$root"/tests/pkg/types-check.ts "$root"/tests/faults-table.mjs "$root"/tests/chromium.mjs .
+cp "$root"/tests/pkg/*.test.mjs "$root"/tests/pkg/types-check.ts "$root"/tests/faults-table.mjs "$root"/tests/chromium.mjs "$root"/tests/emulator.mjs .
 cp -r "$root/tests/workerd" ./workerd
 export WRANGLER="$root/node_modules/.bin/wrangler" VCC_ROOT="$root"
 "$root/node_modules/.bin/tsc" --noEmit --strict --target es2022 --module nodenext --moduleResolution nodenext --lib es2022,dom --skipLibCheck false types-check.ts

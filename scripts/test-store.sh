@@ -14,4 +14,5 @@ pin() { node -p "require('$root/package.json').devDependencies['$1']"; }
 npm install --no-audit --no-fund --loglevel=error "./$tarball" "redis@$(pin redis)" "ioredis@$(pin ioredis)" >/dev/null
 mkdir store
 cp "$root"/tests/store/*.mjs store/
+cp "$root"/tests/emulator.mjs .
 node --test --test-concurrency=1 --test-reporter=spec store/store.test.mjs

@@ -3,6 +3,7 @@
 // the broker row in tests/gateway/broker.test.mjs. The table is the single source.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { control, stats } from "./emulator.mjs"; // beside this file in tests/ and in its copies
 
 /** The rows of docs/faults.md (under `root`) whose id starts with `prefix`, as objects
  *  keyed by column header. */
@@ -53,19 +54,10 @@ export function steps(text) {
     });
 }
 
-async function post(emu, path, body) {
-  const r = await fetch(`${emu}/_emulator/${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200, path);
-}
-
 /** What the table's count columns compare, for emulator client `id`: every token
  *  request (whatever its answer) and every API request. */
 export async function counts(emu, id) {
-  const s = await (await fetch(`${emu}/_emulator/stats?clientId=${id}`)).json();
+  const s = await stats(id, emu);
   return { token: s.tokenAttempts ?? 0, api: s.apiRequests ?? 0 };
 }
 
@@ -74,10 +66,10 @@ export async function counts(emu, id) {
 export async function emulatorStep(emu, id, [verb, arg]) {
   switch (verb) {
     case "faults":
-      await post(emu, "faults", { clientId: id, ...JSON.parse(arg) });
+      await control("faults", { clientId: id, ...JSON.parse(arg) }, emu);
       return true;
     case "revoke":
-      await post(emu, "revoke", { clientId: id });
+      await control("revoke", { clientId: id }, emu);
       return true;
     case "wait":
       await new Promise((r) => setTimeout(r, Number(arg)));

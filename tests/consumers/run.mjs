@@ -24,6 +24,7 @@ import { createServer } from "node:http";
 import { homedir, tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
 import { launchChromium } from "../chromium.mjs";
+import { EMU, newClient } from "../emulator.mjs";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const APPS = join(ROOT, "tests/consumers/apps");
@@ -40,7 +41,6 @@ const SHARED = {
   "ts-bundler": [["check.ts", "check.ts"]],
   "ts-node20": [["check.ts", "check.ts"]],
 };
-const EMU = process.env.VCC_EMULATOR_URL;
 if (!EMU) throw new Error("VCC_EMULATOR_URL must be set (run under scripts/with-emulator.sh)");
 const CACHE = process.env.VCC_CONSUMER_CACHE ?? join(homedir(), ".cache", "vcc-auth-consumers");
 const PKG = process.env.VCC_CONSUMER_PKG ?? join(ROOT, "pkg");
@@ -313,14 +313,7 @@ const tarball = join(
   work,
   execFileSync("npm", ["pack", "--silent", "--pack-destination", work, PKG], { encoding: "utf8" }).trim().split("\n").at(-1),
 );
-const id = `consumer-${Math.random().toString(36).slice(2)}`;
-const secret = `consumer-secret-${id}`;
-const made = await fetch(`${EMU}/_emulator/clients`, {
-  method: "POST",
-  headers: { "content-type": "application/json" },
-  body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }),
-});
-if (made.status !== 200) throw new Error(`the emulator refused a client: ${made.status}`);
+const { id, secret } = await newClient("consumer");
 const env = {
   EMU,
   CLIENT_ID: id,

@@ -1,4 +1,4 @@
-// Shared by the gateway's workerd tests: the emulator's controls, `wrangler dev` on
+// Shared by the gateway's workerd tests: the emulator's controls (tests/emulator.mjs), `wrangler dev` on
 // worker/ with given settings, and raw HTTP (no client-side URL normalisation).
 import assert from "node:assert/strict";
 import { connect } from "node:net";
@@ -7,37 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, mintKey, ROOT, startChild, stopChild, writeEnvFile } from "../../scripts/demo-stack.mjs";
 
-export { mintKey, ROOT };
+import { EMU, control, newClient, rnd, sleep, stats, tokenRequests } from "../emulator.mjs";
 
-export const EMU = process.env.VCC_EMULATOR_URL;
+export { mintKey, ROOT, EMU, control, newClient, rnd, sleep, stats, tokenRequests };
 assert.ok(EMU, "VCC_EMULATOR_URL must be set");
 
-export const rnd = () => Math.random().toString(36).slice(2);
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export async function control(path, body) {
-  const r = await fetch(`${EMU}/_emulator/${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200, path);
-}
-export const stats = async (id) => (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json();
 export const received = async (id) => (await (await fetch(`${EMU}/_emulator/requests?clientId=${id}`)).json()).requests;
-export const tokenRequests = async (id) => Object.values((await stats(id)).tokenRequests ?? {}).reduce((a, b) => a + b, 0);
 /** What reached the emulator's /_emulator/steal/<tag>: where a followed redirect lands. */
 export const stolen = async (tag) => (await (await fetch(`${EMU}/_emulator/stolen`)).json()).requests.filter((r) => r.path.endsWith(tag));
 /** The emulator under another origin, for redirects that would leave ours. */
 export const OTHER_ORIGIN = EMU.replace("127.0.0.1", "localhost");
-
-/** A fresh emulator client: its own counters and faults. */
-export async function newClient(prefix, lifetimeSeconds = 7200) {
-  const id = `${prefix}-${rnd()}`;
-  const secret = `${prefix}-secret-${rnd()}-${rnd()}`;
-  await control("clients", { id, secret, scopes: ["*"], lifetimeSeconds });
-  return { id, secret };
-}
 
 /** A gateway's settings against the emulator for `client` ({ id, secret }), with these
  *  GATEWAY_KEYS entries, plus `extra` (which wins over both). */

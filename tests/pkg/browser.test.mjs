@@ -9,6 +9,7 @@ import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { launchChromium } from "./chromium.mjs"; // tests/chromium.mjs, copied here by scripts/test-pkg.sh
+import { newClient } from "./emulator.mjs"; // tests/emulator.mjs, likewise
 
 const EMU = process.env.VCC_EMULATOR_URL;
 const ROOT = process.env.VCC_ROOT;
@@ -31,15 +32,10 @@ const page = (id, secret) => `<!doctype html><meta charset="utf-8"><link rel="ic
 </script>`;
 
 let server, browser, origin;
-const id = `browser-${Math.random().toString(36).slice(2)}`;
-const secret = `browser-secret-${id}`;
+let id, secret;
 
 before(async () => {
-  await fetch(`${EMU}/_emulator/clients`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }),
-  });
+  ({ id, secret } = await newClient("browser"));
   server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
     if (path === "/") {

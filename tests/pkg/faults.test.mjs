@@ -5,13 +5,11 @@ import assert from "node:assert/strict";
 import { VccClient } from "vcc-auth";
 // (tests/faults-table.mjs, copied beside this file by scripts/test-pkg.sh)
 import { assertCount, counts, emulatorStep, matrix, steps } from "./faults-table.mjs";
+import { newClient } from "./emulator.mjs"; // (tests/emulator.mjs, copied likewise)
 
 const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU && process.env.VCC_ROOT, "VCC_EMULATOR_URL and VCC_ROOT must be set");
 const SCOPE = "agents-availability:read";
-
-const post = (path, body) =>
-  fetch(`${EMU}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
 /** A client step's outcome (`getToken`, `fetch`), in the table's words. */
 async function run(client, [verb, arg]) {
@@ -42,10 +40,8 @@ async function run(client, [verb, arg]) {
 
 for (const row of matrix(process.env.VCC_ROOT, "C")) {
   test(`${row.id}: ${row.fault}`, async () => {
-    const id = `faults-${row.id}-${Math.random().toString(36).slice(2)}`;
-    const c = { id, secret: `secret-${id}` };
-    const lifetimeSeconds = Number(row["token lifetime (s)"]);
-    assert.equal((await post("/_emulator/clients", { ...c, scopes: ["*"], lifetimeSeconds })).status, 200);
+    const c = await newClient(`faults-${row.id}`, Number(row["token lifetime (s)"]));
+    const { id } = c;
     const client = new VccClient({
       clientId: c.id,
       clientSecret: c.secret,

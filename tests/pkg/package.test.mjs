@@ -6,23 +6,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { VccClient, VccError } from "vcc-auth";
+// (tests/emulator.mjs, copied beside this file by scripts/test-pkg.sh)
+import { EMU, clientOptions as opts, newClient as emulatorClient } from "./emulator.mjs";
 
-const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU, "VCC_EMULATOR_URL must be set");
 
-async function newClient(lifetimeSeconds = 7200) {
-  const id = `pkg-${Math.random().toString(36).slice(2)}`;
-  const secret = `pkg-secret-${id}`;
-  const r = await fetch(`${EMU}/_emulator/clients`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds }),
-  });
-  assert.equal(r.status, 200);
-  return { id, secret };
-}
-
-const opts = (c, extra = {}) => ({ clientId: c.id, clientSecret: c.secret, authBaseUrl: EMU, apiBaseUrl: EMU, ...extra });
+const newClient = (lifetimeSeconds) => emulatorClient("pkg", lifetimeSeconds);
 
 test("imports by package name with no init and gets a token", async () => {
   const c = await newClient();

@@ -7,6 +7,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { newClient } from "./emulator.mjs"; // tests/emulator.mjs, copied here by scripts/test-pkg.sh
 
 // Run from a scratch copy (scripts/test-pkg.sh), so the repository's helpers come by VCC_ROOT.
 const { freePort, startChild, stopChild, writeEnvFile } = await import(pathToFileURL(join(process.env.VCC_ROOT, "scripts/demo-stack.mjs")));
@@ -17,16 +18,10 @@ assert.ok(EMU && WRANGLER, "VCC_EMULATOR_URL and WRANGLER must be set");
 
 let dev, base;
 const output = () => dev?.output ?? "";
-const id = `workerd-${Math.random().toString(36).slice(2)}`;
-const secret = `workerd-secret-${id}`;
+let id, secret;
 
 before(async () => {
-  const r = await fetch(`${EMU}/_emulator/clients`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id, secret, scopes: ["*"], lifetimeSeconds: 7200 }),
-  });
-  assert.equal(r.status, 200);
+  ({ id, secret } = await newClient("workerd"));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   // The secret goes through a private env file, never a command line.

@@ -7,23 +7,13 @@ import assert from "node:assert/strict";
 import { fork } from "node:child_process";
 import { createClient } from "redis";
 import { startRedis } from "./redis.mjs";
+import { EMU, control, newClient, rnd, sleep, stats } from "../emulator.mjs"; // copied there by scripts/test-store.sh
 
-const EMU = process.env.VCC_EMULATOR_URL;
 assert.ok(EMU, "VCC_EMULATOR_URL must be set");
 const WORKER = new URL("./worker.mjs", import.meta.url).pathname;
 const TIMEOUT_MS = 1500; // the lock's lease: 3 s
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const rnd = () => Math.random().toString(36).slice(2);
-
-async function control(path, body) {
-  const r = await fetch(`${EMU}/_emulator/${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200, path);
-}
-const tokenRequests = async (id) => (await (await fetch(`${EMU}/_emulator/stats?clientId=${id}`)).json()).tokenRequests ?? {};
+/** Token requests by scope set. */
+const byScope = async (id) => (await stats(id)).tokenRequests ?? {};
 
 /** A worker process: `call(op, args)` over IPC. */
 async function spawnWorker(opts) {
@@ -95,8 +85,7 @@ for (const lib of ["redis", "ioredis"]) {
       admin = createClient({ url: redis.url, socket: { reconnectStrategy: () => 100 } });
       admin.on("error", () => {});
       await admin.connect();
-      client = { id: `store-${lib}-${rnd()}`, secret: `store-secret-${rnd()}-${rnd()}` };
-      await control("clients", { ...client, scopes: ["*"], lifetimeSeconds: 3600 });
+      client = await newClient(`store-${lib}`, 3600);
       fleet = await Promise.all([0, 1, 2, 3].map(() => start()));
     });
 
@@ -112,15 +101,15 @@ for (const lib of ["redis", "ioredis"]) {
         everyone("fetch", { path: "/agents-availability?skillNames=Sales", n: 25 }),
       ]);
       assert.deepEqual(failures([...stats, ...avail].flatMap((r) => r.statuses)), []);
-      assert.deepEqual(await tokenRequests(client.id), { stats: 1, "agents-availability:read": 1 });
+      assert.deepEqual(await byScope(client.id), { stats: 1, "agents-availability:read": 1 });
     });
 
     test("a revocation seen by every process costs one token request and no failed call", async () => {
-      const before = (await tokenRequests(client.id)).stats;
+      const before = (await byScope(client.id)).stats;
       await control("revoke", { clientId: client.id });
       const got = await everyone("fetch", { path: "/stats/agent-status", n: 25 });
       assert.deepEqual(failures(got.flatMap((r) => r.statuses)), []);
-      assert.equal((await tokenRequests(client.id)).stats - before, 1);
+      assert.equal((await byScope(client.id)).stats - before, 1);
     });
 
     test("revoke-all while the processes hold different generations: no failed call", async () => {
@@ -131,11 +120,11 @@ for (const lib of ["redis", "ioredis"]) {
       const held = await Promise.all(fleet.map((w) => w.call("token", { scope: "stats" })));
       const generations = new Set(held.map((h) => h.tokens[0]));
       assert.equal(generations.size, 2, "two generations held");
-      const before = (await tokenRequests(client.id)).stats;
+      const before = (await byScope(client.id)).stats;
       await control("revoke", { clientId: client.id });
       const got = await everyone("fetch", { path: "/stats/agent-status", n: 25 });
       assert.deepEqual(failures(got.flatMap((r) => r.statuses)), []);
-      assert.ok((await tokenRequests(client.id)).stats - before <= 2, "at most two new tokens");
+      assert.ok((await byScope(client.id)).stats - before <= 2, "at most two new tokens");
     });
 
     test("the lock holder killed mid-fetch: another process takes over after the lease, no call fails", async () => {
@@ -153,7 +142,7 @@ for (const lib of ["redis", "ioredis"]) {
         const waited = Date.now() - t0;
         assert.deepEqual(failures(got.flatMap((r) => r.statuses)), []);
         // (The emulator counts a request when it answers: the dead holder's may not count.)
-        assert.ok((await tokenRequests(client.id))["users:read"] <= 2, "one token request after the holder's");
+        assert.ok((await byScope(client.id))["users:read"] <= 2, "one token request after the holder's");
         assert.ok(waited >= 2 * TIMEOUT_MS - 1_000, `the others waited for the lease (${waited} ms), not beside it`);
       } finally {
         fleet[0] = await start();
@@ -164,7 +153,7 @@ for (const lib of ["redis", "ioredis"]) {
       await redis.stop();
       const down = await everyone("fetch", { path: "/interaction-content/interactions", n: 5 });
       assert.deepEqual(failures(down.flatMap((r) => r.statuses)), []);
-      assert.equal((await tokenRequests(client.id))["interaction-content:read"], 4, "each process its own token");
+      assert.equal((await byScope(client.id))["interaction-content:read"], 4, "each process its own token");
       const reports = await everyone("report");
       assert.ok(
         reports.every((r) => r.events.some((e) => e.type === "store_unavailable")),
@@ -174,10 +163,10 @@ for (const lib of ["redis", "ioredis"]) {
       await sleep(5_500); // the breaker's window
       const scope = "interaction-content:read";
       await everyone("invalidate", { scope });
-      const before = (await tokenRequests(client.id))[scope];
+      const before = (await byScope(client.id))[scope];
       const back = await everyone("fetch", { path: "/interaction-content/interactions", n: 5 });
       assert.deepEqual(failures(back.flatMap((r) => r.statuses)), []);
-      assert.equal((await tokenRequests(client.id))[scope] - before, 1, "one token for the fleet again");
+      assert.equal((await byScope(client.id))[scope] - before, 1, "one token for the fleet again");
       assert.equal((await admin.keys("vcc-auth:*")).filter((k) => !k.endsWith(":lock")).length, 1, "its record is in Redis");
     });
 
